@@ -1,0 +1,153 @@
+//! Parse a JSON object without building a tree.
+//!
+//! Every `/ws` frame and `/mcp` request is a JSON object whose payload (`data`, `params`) is
+//! passed on to an environment worker. Parsing it into [`RawObject`] keeps the payload's bytes
+//! as they came ([`RawValue`]) and keeps key order, which pydantic-shaped errors report in.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A JSON object's entries in input order, values unparsed.
+#[derive(Debug, Default)]
+pub struct RawObject<'a> {
+    entries: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// Why a text is not a [`RawObject`].
+#[derive(Debug)]
+pub enum NotAnObject {
+    /// The text is not JSON at all (syntax error or truncated input).
+    Syntax(serde_json::Error),
+    /// The text is JSON, but not an object (e.g. `[1,2]`, `null`, `"x"`).
+    OtherValue(&'static str),
+}
+
+impl<'a> RawObject<'a> {
+    /// Parses `text` as one JSON object.
+    pub fn parse(text: &'a str) -> Result<Self, NotAnObject> {
+        // First make sure it is JSON, then look at the first significant byte, so that a
+        // syntax error is never mistaken for "valid JSON of another type".
+        let raw: &'a RawValue = serde_json::from_str(text).map_err(NotAnObject::Syntax)?;
+        match raw.get().as_bytes().first() {
+            Some(b'{') => {}
+            Some(b'[') => return Err(NotAnObject::OtherValue("list")),
+            Some(b'"') => return Err(NotAnObject::OtherValue("str")),
+            Some(b'n') => return Err(NotAnObject::OtherValue("NoneType")),
+            Some(b't' | b'f') => return Err(NotAnObject::OtherValue("bool")),
+            _ => {
+                let kind = if raw.get().contains(['.', 'e', 'E']) {
+                    "float"
+                } else {
+                    "int"
+                };
+                return Err(NotAnObject::OtherValue(kind));
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let entries = de
+            .deserialize_map(EntriesVisitor)
+            .map_err(NotAnObject::Syntax)?;
+        Ok(Self { entries })
+    }
+
+    /// The value of `key` (the last one, if the key repeats, as Python's `json` does).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// All entries in input order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
+    /// Keys not in `allowed`, in input order (for `extra_forbidden` issues).
+    pub fn extra_keys<'s>(
+        &'s self,
+        allowed: &'s [&str],
+    ) -> impl Iterator<Item = (&'s str, &'a RawValue)> + 's {
+        self.entries().filter(|(k, _)| !allowed.contains(k))
+    }
+
+    /// The object as a `serde_json::Value`, for error reports that echo the input.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (k, v) in self.entries() {
+            map.insert(k.to_owned(), raw_to_value(v));
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Parses a raw value into a tree; only used on error paths, where the input is echoed.
+pub fn raw_to_value(raw: &RawValue) -> serde_json::Value {
+    serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null)
+}
+
+/// True if the raw value is a JSON object.
+pub fn is_object(raw: &RawValue) -> bool {
+    raw.get().as_bytes().first() == Some(&b'{')
+}
+
+/// True if the raw value is JSON `null`.
+pub fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_raw_bytes() {
+        let obj = RawObject::parse(r#"{"type": "step", "data": {"a" : 1}, "x\"y": 2}"#).unwrap();
+        let keys: Vec<_> = obj.entries().map(|(k, _)| k.to_owned()).collect();
+        assert_eq!(keys, ["type", "data", "x\"y"]);
+        assert_eq!(obj.get("data").unwrap().get(), r#"{"a" : 1}"#);
+    }
+
+    #[test]
+    fn tells_syntax_errors_from_other_values() {
+        assert!(matches!(
+            RawObject::parse("{oops"),
+            Err(NotAnObject::Syntax(_))
+        ));
+        assert!(matches!(
+            RawObject::parse("[1,2]"),
+            Err(NotAnObject::OtherValue("list"))
+        ));
+        assert!(matches!(
+            RawObject::parse(" null "),
+            Err(NotAnObject::OtherValue("NoneType"))
+        ));
+        assert!(matches!(
+            RawObject::parse("1.5"),
+            Err(NotAnObject::OtherValue("float"))
+        ));
+    }
+}
