@@ -1,0 +1,113 @@
+//! The coding environment's execution engine: real CPython under real OS isolation.
+//!
+//! The reference coding env (openenv-core 0.3.0, protocol notes §9) interprets Python in
+//! process with smolagents' AST interpreter and forbids `os`, `open`, `subprocess` and
+//! most imports. This engine runs the real interpreter and allows all of Python, because
+//! isolation is the operating system's job here, not the language's.
+//!
+//! # Layout
+//!
+//! * [`PythonSession`] (`session`): one per OpenEnv session. Owns a sandboxed `python3`
+//!   process that keeps one namespace between steps, and a private scratch directory.
+//!   [`PythonSession::step`] returns a [`StepOutput`]. Reset = drop it and start another.
+//! * [`SyntaxChecker`] (`session`): a separate sandboxed interpreter that only parses, for
+//!   the reward (see [`reward`]).
+//! * `interp`: the process and the framed channel to the driver script (`driver.py`,
+//!   embedded with `include_str!` and run with `python -I -u -X utf8 -c`).
+//! * [`sandbox`]: what `coding-env sandbox-exec` applies to itself before `exec`ing Python.
+//! * [`config`]: [`SessionConfig`], [`Limits`], [`PythonRuntime`].
+//!
+//! # Output mapping (as the reference)
+//!
+//! `stdout` is `"\n".join` of the captured output (if non-empty) and `json.dumps(value)`
+//! (falling back to `repr`) of the last statement's value when it is an expression or an
+//! assignment (`a = ...`, `a += ...`, `a: T = ...`) and the value is not `None`:
+//! `print('a')\nprint('b')\n42` gives `"a\nb\n\n42"`, `z = 1` gives `"1"`. If the code
+//! raises, `stdout` is `""` (earlier prints are discarded, as the reference does), `stderr`
+//! is whatever the code wrote to stderr followed by the traceback (user frames only), and
+//! `exit_code` is 1. `sys.exit(n)` gives exit code `n` and keeps the session.
+//!
+//! # Channel and capture
+//!
+//! The driver moves its control pipe (the process's original stdin/stdout) to private
+//! non-inheritable descriptors and points fds 0/1/2 at `/dev/null`. For each step it makes
+//! two `memfd`s and `dup2`s them onto fds 1 and 2, so `print`, `sys.stderr`, C extensions
+//! and subprocesses that inherit fd 1/2 are all captured, in order, without any pipe
+//! that user code could corrupt. Output is bounded three ways: `RLIMIT_FSIZE` bounds the
+//! memfd (writes beyond it fail with `EFBIG`), the driver sends at most
+//! [`SessionConfig::max_output_bytes`] of each stream, and the Rust side enforces the cap
+//! again and appends a truncation marker. Replies are length-prefixed parts (JSON metadata,
+//! stdout bytes, stderr bytes), so output bytes never need to be valid UTF-8 or JSON;
+//! invalid UTF-8 becomes U+FFFD. Nothing in a reply is trusted beyond its shape and size:
+//! code can write to the control descriptor, but it can only forge its own observation.
+//! Output written by background processes after a step ends is dropped.
+//!
+//! # Isolation
+//!
+//! `coding-env sandbox-exec SPEC` (the worker re-executes its own binary, because std's
+//! `pre_exec` needs `unsafe`) applies, in order:
+//!
+//! 1. `setsid`: own session and process group, so a timeout kills the whole tree with one
+//!    `killpg(SIGKILL)`; seccomp below forbids leaving the group.
+//! 2. nice 10, and rlimits: CPU seconds, address space, processes (relative to the uid's
+//!    current task count, since `RLIMIT_NPROC` is per uid), file size, open files, no core.
+//! 3. If started as root (development only), switch to uid/gid 65534, because root ignores
+//!    `RLIMIT_NPROC` and file permissions. The image runs unprivileged; root is never needed.
+//! 4. `PR_SET_NO_NEW_PRIVS`.
+//! 5. **Landlock** (best effort, ABI up to 6): read/execute only the system directories
+//!    (`/usr`, `/lib*`, `/bin`, `/nix/store`, a few `/etc` files), the Python prefix and
+//!    configured extra directories; read/write only the scratch directory and
+//!    `/dev/{null,zero,full}`; no TCP bind/connect; signals and abstract unix sockets
+//!    scoped to the sandbox. So the server's files, `/proc` (and with it other processes'
+//!    environment and memory) and other sessions' scratch directories are unreadable, and
+//!    `os.kill(os.getppid(), 9)` or `os.killpg(...)` fail with `EPERM`.
+//! 6. **seccomp** (seccompiler, allow-by-default with a deny list): `socket()` for any
+//!    family but `AF_UNIX`, io_uring, `ptrace`/`process_vm_*`/`pidfd_getfd`,
+//!    `setsid`/`setpgid`, namespaces and mounts (including `clone` namespace flags;
+//!    `clone3` gets `ENOSYS` so libc falls back to `clone`), BPF, perf, userfaultfd,
+//!    keyrings, and signals to `-1`, the worker, the server, init and their groups.
+//! 7. `exec` Python with a scrubbed environment (`HOME`/`TMPDIR`/`PWD` = scratch, a fixed
+//!    `PATH`, `LANG=C.UTF-8`) in the scratch directory.
+//!
+//! Why this combination: inside an unprivileged Docker container with Docker's default
+//! seccomp profile, namespaces (`unshare`, user namespaces) are unavailable, so bubblewrap-
+//! or nsjail-style isolation is out; seccomp filters under `no_new_privs` always work, and
+//! landlock works when both the kernel and the container's seccomp profile allow its three
+//! syscalls. Seccomp alone enforces "no network" everywhere. `coding-env probe` prints what
+//! a host or container actually enforces.
+//!
+//! **Fallback without landlock** (old kernel, or a seccomp profile that rejects the landlock
+//! syscalls): network, process-group, ptrace and rlimit protections still hold, and code
+//! cannot write outside its scratch directory *only* as far as Unix permissions say (the
+//! image's files are root-owned; `/tmp` is not). What still protects other sessions then:
+//! the scratch root is mode 0711 (not listable) with 128-bit random directory names, the
+//! worker and the drivers mark themselves non-dumpable (their `/proc/<pid>/{environ,mem,cwd}`
+//! become unreadable to the same uid), the sandbox environment is scrubbed, and seccomp
+//! blocks `ptrace`. What does *not* hold: a session that learns another's directory name
+//! (e.g. from a dumpable subprocess's `/proc/<pid>/cwd`) can read and write it, and it can
+//! signal other sessions' interpreters. Deployments should make sure `probe` reports
+//! `landlock: fully_enforced`; [`SandboxReport`] is logged for every interpreter.
+//!
+//! Not contained by this crate: CPU share between sessions is only nice + `RLIMIT_CPU`
+//! (no cgroups without privileges), memory is bounded per process (`RLIMIT_AS`) times the
+//! process limit, and `/dev/shm` is not available (so `multiprocessing` locks fail).
+//!
+//! # Rewards
+//!
+//! See [`reward`]: exactly the reference's safety and quality transforms.
+
+pub mod config;
+pub mod error;
+mod interp;
+pub mod reward;
+pub mod sandbox;
+mod session;
+
+pub use config::{Limits, PythonRuntime, SessionConfig};
+pub use error::EngineError;
+pub use sandbox::{ProbeReport, SandboxReport};
+pub use session::{PythonSession, StepOutput, SyntaxChecker};
+
+/// Name of the hidden subcommand that applies the sandbox and `exec`s Python. The binary
+/// must dispatch it (see `main.rs`) before doing anything else.
+pub const SANDBOX_EXEC_SUBCOMMAND: &str = "sandbox-exec";
