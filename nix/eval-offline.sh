@@ -85,8 +85,9 @@ trap 'rm -rf "$tmp"' EXIT
 mapfile -t envs < <(nixq eval --json --file "$root/nix/envs.nix" --apply 'map (e: e.name)' | jq -r '.[]')
 [ ${#envs[@]} -gt 0 ] || bad "could not read the environment list from nix/envs.nix"
 # Crate packages: every package but the images and the `default` alias.
-crate_pkgs() { # FLAKE -> JSON { name: drvPath }
-  nixq eval --json "$1#$P" --apply "ps: builtins.mapAttrs (n: p: p.drvPath) (removeAttrs ps [ \"default\" \"base-image\" $(printf '"%s" ' "${envs[@]}")])"
+# A crate that does not evaluate (e.g. not written yet) maps to "error".
+crate_pkgs() { # FLAKE -> JSON { name: drvPath | "error" }
+  nixq eval --json "$1#$P" --apply "ps: builtins.mapAttrs (n: p: let r = builtins.tryEval p.drvPath; in if r.success then r.value else \"error\") (removeAttrs ps [ \"default\" \"base-image\" $(printf '"%s" ' "${envs[@]}")])"
 }
 
 # a. FROM base-image.
@@ -110,7 +111,9 @@ fi
 
 # b. One shared dependency build.
 if pkgs_json=$(crate_pkgs "$root"); then
-  mapfile -t crates < <(jq -r 'keys[]' <<<"$pkgs_json")
+  broken=$(jq -r '[to_entries[] | select(.value == "error") | .key] | join(" ")' <<<"$pkgs_json")
+  [ -z "$broken" ] || bad "crate packages that do not evaluate (not checked below): $broken"
+  mapfile -t crates < <(jq -r 'to_entries[] | select(.value != "error") | .key' <<<"$pkgs_json")
   arts=()
   for c in "${crates[@]}"; do arts+=("$(nixq eval --raw "$root#$P.$c.cargoArtifacts.drvPath" || echo "none:$c")"); done
   for c in clippy nextest rustdoc doctest; do
@@ -158,7 +161,9 @@ if before=$(snapshot); then
     fi
     cp "$copy/$rs" "$tmp/orig.rs"
     printf '\n// eval-offline: edit\n' >>"$copy/$rs"
-    if after=$(snapshot); then
+    if [ "$(jq -r --arg c "$e-bin" '.[$c]' <<<"$before")" = error ]; then
+      bad "$e-bin does not evaluate: cannot check edit isolation"
+    elif after=$(snapshot); then
       changed=$(jq -rn --argjson a "$before" --argjson b "$after" '[$a | keys[] | select($a[.] != $b[.])] | join(" ")')
       if [ "$changed" = "$e-bin" ]; then
         ok "editing $rs changes only the $e-bin crate derivation (deps and the other crates unchanged)"
