@@ -288,7 +288,7 @@ where
                 let (tx, rx) = mpsc::channel::<OwnedRequest>();
                 let (ctx, out) = (Arc::clone(ctx), out.clone());
                 threads.push(std::thread::spawn(move || {
-                    session_thread(&ctx, &out, req, rx)
+                    session_thread(&ctx, &out, req, rx);
                 }));
                 sessions.insert(sid, tx);
             }
@@ -302,7 +302,7 @@ where
                         }
                     }
                     None => {
-                        out.write_line(&reply_bytes(req.id, Err(unknown_session(&sid))), true)?
+                        out.write_line(&reply_bytes(req.id, Err(unknown_session(&sid))), true)?;
                     }
                 }
                 if is_close {

@@ -186,7 +186,7 @@ fn check_object(
         match map.get(name) {
             Some(v) => check(root, prop_schema, v, loc, issues),
             None if required.contains(&name.as_str()) => {
-                issues.push(ValidationIssue::missing(loc.clone(), value.clone()))
+                issues.push(ValidationIssue::missing(loc.clone(), value.clone()));
             }
             None => {}
         }

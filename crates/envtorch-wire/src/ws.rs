@@ -275,7 +275,7 @@ mod tests {
         .unwrap()
         {
             ClientMessage::Step(d) => {
-                assert_eq!(d.get(), r#"{"type": "call_tool", "tool_name": "x"}"#)
+                assert_eq!(d.get(), r#"{"type": "call_tool", "tool_name": "x"}"#);
             }
             other => panic!("{other:?}"),
         }

@@ -291,9 +291,8 @@ async fn task(
         );
     }
     let data = to_raw(&Value::Object(args));
-    let lease = match app.pool.for_request().await {
-        Ok(l) => l,
-        Err(_) => return internal_error(),
+    let Ok(lease) = app.pool.for_request().await else {
+        return internal_error();
     };
     let result = match lease
         .worker()

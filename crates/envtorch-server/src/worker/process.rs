@@ -108,16 +108,14 @@ impl Worker {
             })?;
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let pid = child.id();
-        let (stdin, stdout, stderr) =
-            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-                (Some(i), Some(o), Some(e)) => (i, o, e),
-                _ => {
-                    return Err(SpawnError::Handshake {
-                        program,
-                        reason: "stdio pipes missing".into(),
-                    });
-                }
-            };
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(SpawnError::Handshake {
+                program,
+                reason: "stdio pipes missing".into(),
+            });
+        };
         tokio::spawn(forward_log(serial, stderr));
         let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_REPLY_LINE));
         let first = tokio::time::timeout(spec.handshake_timeout, lines.next()).await;
@@ -131,7 +129,9 @@ impl Worker {
                 .await);
             }
             Ok(None) => {
-                return Err(handshake_error(&program, "the process exited".to_owned(), child).await);
+                return Err(
+                    handshake_error(&program, "the process exited".to_owned(), child).await,
+                );
             }
             Ok(Some(Err(e))) => return Err(handshake_error(&program, e.to_string(), child).await),
             Ok(Some(Ok(line))) => match serde_json::from_str(&line) {
