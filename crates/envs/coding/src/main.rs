@@ -264,9 +264,18 @@ fn serve(settings: &Settings) -> ExitCode {
         checker: SyntaxChecker::new(Arc::clone(&config)),
         config,
     });
+    // Start the checker now, so the first step does not pay for it and a host where the
+    // sandboxed interpreter cannot start is reported at once.
+    match shared.checker.parses("") {
+        Ok(_) => tracing::info!("sandboxed interpreter works"),
+        Err(e) => tracing::error!(error = %e, "sandboxed interpreter does not start"),
+    }
     let manifest = Manifest::new("coding_env", "PythonCodeActEnv environment")
         .metadata_name("PythonCodeActEnv")
-        .concurrency(Concurrency::ThreadPerSession);
+        .concurrency(Concurrency::ThreadPerSession)
+        .action_schema(action_schema())
+        .observation_schema(observation_schema())
+        .state_schema(state_schema());
     envtorch_sdk::serve(manifest, move || {
         Ok(CodingEnv {
             shared: Arc::clone(&shared),
@@ -274,6 +283,23 @@ fn serve(settings: &Settings) -> ExitCode {
             state: CodeState::default(),
         })
     })
+}
+
+/// The reference's `CodeAction` schema, verbatim (protocol notes §3.6).
+fn action_schema() -> serde_json::Value {
+    serde_json::json!({"additionalProperties":false,"description":"Represents a single code execution request.","properties":{"metadata":{"additionalProperties":true,"description":"Additional metadata for the action","title":"Metadata","type":"object"},"code":{"title":"Code","type":"string"}},"required":["code"],"title":"CodeAction","type":"object"})
+}
+
+/// The reference's `CodeObservation` schema in pydantic's shape: the base observation
+/// fields, then `stdout`/`stderr` (default "") and `exit_code` (default 0). The notes do not
+/// quote it verbatim; the description is the reference model's docstring.
+fn observation_schema() -> serde_json::Value {
+    serde_json::json!({"additionalProperties":false,"description":"Result of executing code in the environment.","properties":{"done":{"default":false,"description":"Whether the episode has terminated","title":"Done","type":"boolean"},"reward":{"anyOf":[{"type":"boolean"},{"type":"integer"},{"type":"number"},{"type":"null"}],"default":null,"description":"Reward signal from the last action","title":"Reward"},"metadata":{"additionalProperties":true,"description":"Additional metadata for the observation","title":"Metadata","type":"object"},"stdout":{"default":"","title":"Stdout","type":"string"},"stderr":{"default":"","title":"Stderr","type":"string"},"exit_code":{"default":0,"title":"Exit Code","type":"integer"}},"title":"CodeObservation","type":"object"})
+}
+
+/// `/schema` shows the base `State` schema even for the coding env (notes §3.6), verbatim.
+fn state_schema() -> serde_json::Value {
+    serde_json::json!({"additionalProperties":true,"description":"Base class for environment state.\n\nRepresents internal environment state, separate from observations.","properties":{"episode_id":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"description":"Unique identifier for the current episode","title":"Episode Id"},"step_count":{"default":0,"description":"Number of steps taken in the current episode","minimum":0,"title":"Step Count","type":"integer"}},"title":"State","type":"object"})
 }
 
 fn build_config(settings: &Settings) -> Result<SessionConfig, coding_env::EngineError> {
