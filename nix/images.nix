@@ -26,36 +26,42 @@ let
     assert lib.assertMsg (
       j.user.uid != 0 && j.user.gid != 0
     ) "image-layout.json: the image user must be unprivileged (uid and gid != 0)";
-    assert lib.assertMsg (lib.all isAbs (
-      [
-        j.serverPath
-        j.envBinDir
-        j.workDir
-        j.user.home
-        j.user.shell
-        j.pythonPath
-      ]
-      ++ j.writableDirs
-    )) "image-layout.json: serverPath, envBinDir, workDir, user.home, user.shell, pythonPath and writableDirs must be absolute paths";
-    assert lib.assertMsg (lib.elem "/tmp" j.writableDirs) "image-layout.json: writableDirs must contain /tmp";
+    assert lib.assertMsg
+      (lib.all isAbs (
+        [
+          j.serverPath
+          j.envBinDir
+          j.workDir
+          j.user.home
+          j.user.shell
+          j.pythonPath
+        ]
+        ++ j.writableDirs
+      ))
+      "image-layout.json: serverPath, envBinDir, workDir, user.home, user.shell, pythonPath and writableDirs must be absolute paths";
+    assert lib.assertMsg (lib.elem "/tmp" j.writableDirs)
+      "image-layout.json: writableDirs must contain /tmp";
     assert lib.assertMsg (
       (j.env.PORT or null) == toString j.port
     ) "image-layout.json: env.PORT (${j.env.PORT or "unset"}) must equal port (${toString j.port})";
-    assert lib.assertMsg (
-      lib.take 2 j.healthcheck.test == [
-        "CMD"
-        j.serverPath
-      ]
-    ) "image-layout.json: healthcheck.test must be [\"CMD\", serverPath, ...]: exec form running the server's own health subcommand (the image has no shell and no curl)";
+    assert lib.assertMsg
+      (
+        lib.take 2 j.healthcheck.test == [
+          "CMD"
+          j.serverPath
+        ]
+      )
+      "image-layout.json: healthcheck.test must be [\"CMD\", serverPath, ...]: exec form running the server's own health subcommand (the image has no shell and no curl)";
     assert lib.assertMsg (lib.any (lib.hasInfix "{binary}") j.envCommand)
       "image-layout.json: envCommand must mention {binary}";
-    assert lib.assertMsg (
-      !(j.env ? SSL_CERT_FILE) || lib.elem j.env.SSL_CERT_FILE caPaths
-    ) "image-layout.json: env.SSL_CERT_FILE must be one of ${toString caPaths} (what dockerTools.caCertificates provides)";
+    assert lib.assertMsg (!(j.env ? SSL_CERT_FILE) || lib.elem j.env.SSL_CERT_FILE caPaths)
+      "image-layout.json: env.SSL_CERT_FILE must be one of ${toString caPaths} (what dockerTools.caCertificates provides)";
     assert lib.assertMsg (lib.all (lib.hasPrefix "org.opencontainers.image.") (
       lib.attrNames j.labels
     )) "image-layout.json: labels must be org.opencontainers.image.* keys";
-    assert lib.assertMsg (lib.allUnique (map (e: e.name) envs)) "nix/envs.nix: environment names must be unique";
+    assert lib.assertMsg (lib.allUnique (
+      map (e: e.name) envs
+    )) "nix/envs.nix: environment names must be unique";
     assert lib.assertMsg (
       !(lib.elem "base-image" (map (e: e.name) envs))
     ) "nix/envs.nix: the name base-image is taken by the base image";
@@ -185,12 +191,10 @@ let
       extraCommands = linkCommands spec.links;
     };
 
-  envArgs =
-    e:
-    {
-      inherit (e) name description runtime;
-      package = rust.packages.${e.name};
-    };
+  envArgs = e: {
+    inherit (e) name description runtime;
+    package = rust.packages.${e.name};
+  };
   envImages = lib.listToAttrs (map (e: lib.nameValuePair e.name (mkEnvImage (envArgs e))) envs);
 
   images = {
@@ -232,7 +236,9 @@ let
       "nix"
       "etc"
     ]
-    ++ map (p: lib.head (lib.splitString "/" (lib.removePrefix "/" p))) (l.writableDirs ++ [ l.serverPath ])
+    ++ map (p: lib.head (lib.splitString "/" (lib.removePrefix "/" p))) (
+      l.writableDirs ++ [ l.serverPath ]
+    )
   );
   layerCheck =
     {

@@ -103,9 +103,7 @@ let
     dir:
     fileset.toSource {
       inherit root;
-      fileset = fileset.unions (
-        [ (root + "/Cargo.toml") ] ++ map (d: root + "/${d}") (crateClosure dir)
-      );
+      fileset = fileset.unions ([ (root + "/Cargo.toml") ] ++ map (d: root + "/${d}") (crateClosure dir));
     };
   crateSrc =
     dir:
@@ -149,8 +147,9 @@ let
     assert lib.assertMsg (
       toml.package.name or null == b.crate
     ) "nix: ${b.dir}/Cargo.toml names package '${toml.package.name or "?"}', expected '${b.crate}'";
-    assert lib.assertMsg (lib.elem b.bin bins || autoBin)
-      "nix: crate ${b.crate} has no binary target '${b.bin}'";
+    assert lib.assertMsg (
+      lib.elem b.bin bins || autoBin
+    ) "nix: crate ${b.crate} has no binary target '${b.bin}'";
     assert lib.assertMsg (lib.any (
       m: builtins.match (lib.replaceStrings [ "*" ] [ "[^/]*" ] m) b.dir != null
     ) rootToml.workspace.members) "nix: ${b.dir} is not covered by workspace.members in Cargo.toml";
