@@ -239,7 +239,7 @@ def recv_json(ws: ClientConnection, timeout: float = WS_TIMEOUT_S) -> Any:
 
 
 # An unsolicited frame (capacity, attach errors) is sent right after the upgrade.
-UNSOLICITED_TIMEOUT_S = 5.0
+UNSOLICITED_TIMEOUT_S = 10.0
 
 
 def recv_unsolicited(ws: ClientConnection) -> Any:

@@ -38,9 +38,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xfail(reason=f"0.3.0 reference: {reason}", strict=True))
 
 
+_server_log_dirs: list = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for path in _server_log_dirs:
+        terminalreporter.write_line(f"server logs ({_support.TARGET}): {path}")
+
+
 @pytest.fixture(scope="session")
 def server_log_dir(tmp_path_factory: pytest.TempPathFactory):
-    return tmp_path_factory.mktemp("server-logs")
+    """Where the servers' stdout/stderr go (printed at the end of the run)."""
+    path = tmp_path_factory.mktemp("server-logs")
+    _server_log_dirs.append(path)
+    return path
 
 
 @pytest.fixture(scope="session")

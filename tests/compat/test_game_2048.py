@@ -1,0 +1,294 @@
+"""The 2048 environment (crates/envs/game-2048) behind envtorch-server, played by the
+official Python client (`GenericEnvClient`, from whichever openenv package this venv has).
+
+This module starts its own server, `$ENVTORCH_SERVER_BIN --env $ENVTORCH_GAME_2048_BIN`
+(default target/debug/envtorch-server and target/debug/game-2048-env; build them with
+`cargo build -p envtorch-server -p game-2048-env`), on a free 127.0.0.1 port, and stops it at
+the end. It runs only against COMPAT_TARGET=envtorch: the Python reference has no 2048 env.
+
+The golden trajectories checked in for the Rust tests (crates/envs/game-2048/tests/golden)
+are replayed over the wire, so the client sees bit for bit what the environment computes
+in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+import _support
+from _support import REPO_ROOT, request, send_json, ws_open
+
+pytestmark = pytest.mark.skipif(
+    _support.TARGET != "envtorch",
+    reason="the 2048 environment exists only in envtorch (no Python reference)",
+)
+
+GOLDEN_DIR = REPO_ROOT / "crates" / "envs" / "game-2048" / "tests" / "golden"
+STARTUP_TIMEOUT_S = 90.0
+DIRECTIONS = ("up", "down", "left", "right")
+
+
+def _binary(var: str, default: str) -> Path:
+    path = Path(os.environ.get(var, default))
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        pytest.fail(f"{path} does not exist: cargo build -p envtorch-server -p game-2048-env")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (it and its workers), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_support.RunningServer]:
+    server_bin = _binary("ENVTORCH_SERVER_BIN", "target/debug/envtorch-server")
+    env_bin = _binary("ENVTORCH_GAME_2048_BIN", "target/debug/game-2048-env")
+    env = dict(os.environ)
+    for var in ("MAX_CONCURRENT_ENVS", "OPENENV_MODE", "GAME_2048_TARGET_TILE"):
+        env.pop(var, None)
+    log_dir = tmp_path_factory.mktemp("game-2048-server")
+    last_error = ""
+    # The port is free when chosen but could be taken before the server binds it: retry.
+    for _attempt in range(3):
+        port = _free_port()
+        log_path = log_dir / f"server-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [str(server_bin), "--env", str(env_bin)],
+                cwd=REPO_ROOT,
+                env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = _support.RunningServer(
+            port=port, max_sessions=64, log_path=log_path, process=process
+        )
+        try:
+            if _wait_healthy(server):
+                yield server
+                return
+            last_error = f"exited with {process.returncode}:\n{server.log_tail()}"
+        finally:
+            _stop(process)
+    pytest.fail(f"game-2048 server did not start: {last_error}")
+
+
+def _wait_healthy(server: _support.RunningServer) -> bool:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            response = httpx.get(f"{server.base_url}/health", timeout=2)
+            if response.status_code == 200:
+                assert response.json() == {"status": "healthy"}
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"not healthy after {STARTUP_TIMEOUT_S}s:\n{server.log_tail()}")
+
+
+@contextlib.contextmanager
+def client(server: _support.RunningServer) -> Iterator[Any]:
+    """The official generic client, synchronous, on its own /ws session."""
+    from openenv.core import GenericEnvClient
+
+    with GenericEnvClient(base_url=server.base_url).sync() as env:
+        yield env
+
+
+def _check_observation(obs: dict) -> None:
+    board = obs["board"]
+    assert len(board) == 4 and all(len(row) == 4 for row in board)
+    tiles = [v for row in board for v in row]
+    assert all(v == 0 or (v >= 2 and v & (v - 1) == 0) for v in tiles), board
+    assert obs["max_tile"] == max(tiles)
+    assert set(obs["legal_moves"]) <= set(DIRECTIONS)
+    assert obs["board_text"].count("\n") == 3
+    assert isinstance(obs["metadata"]["seed"], int)
+
+
+def play(env: Any, seed: int, policy_seed: int, **reset_kwargs: Any) -> list[tuple]:
+    """A full game: reset with `seed`, then random legal moves (from a Python RNG seeded with
+    `policy_seed`) until done. Returns (action, observation, reward, done) per step."""
+    rng = random.Random(policy_seed)
+    result = env.reset(seed=seed, **reset_kwargs)
+    _check_observation(result.observation)
+    trajectory = [(None, result.observation, result.reward, result.done)]
+    total = 0
+    steps = 0
+    while not result.done:
+        action = rng.choice(result.observation["legal_moves"])
+        result = env.step({"direction": action})
+        steps += 1
+        assert steps < 20_000, "a game that never ends"
+        obs = result.observation
+        _check_observation(obs)
+        assert isinstance(result.reward, int) and result.reward >= 0
+        assert not obs["no_op"], "a legal move changed nothing"
+        total += result.reward
+        assert obs["score"] == total
+        trajectory.append((action, obs, result.reward, result.done))
+    state = env.state()
+    assert state["step_count"] == steps
+    assert state["score"] == total
+    assert state["seed"] == seed
+    return trajectory
+
+
+def test_full_games_with_the_official_client(game_server):
+    with client(game_server) as env:
+        for seed in (1, 2, 3):
+            trajectory = play(env, seed, policy_seed=seed, target_tile=0)
+            last = trajectory[-1][1]
+            # No target: the game ends only when no move is left.
+            assert last["legal_moves"] == []
+            assert last["target_tile"] is None
+            assert len(trajectory) > 20
+
+
+def test_the_default_target_is_2048_and_a_reset_can_lower_it(game_server):
+    with client(game_server) as env:
+        assert env.reset(seed=5).observation["target_tile"] == 2048
+        last = play(env, 5, policy_seed=0, target_tile=32)[-1][1]
+        assert last["target_tile"] == 32
+        assert last["max_tile"] >= 32 or last["legal_moves"] == []
+
+
+def test_same_seed_and_actions_give_the_same_trajectory(game_server):
+    with client(game_server) as first, client(game_server) as second:
+        a = play(first, 99, policy_seed=7, target_tile=0)
+        b = play(second, 99, policy_seed=7, target_tile=0)
+    assert a == b
+    with client(game_server) as env:
+        other = play(env, 100, policy_seed=7, target_tile=0)
+    assert other[0][1]["board"] != a[0][1]["board"] or other != a
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN_DIR.glob("*.json")))
+def test_golden_trajectories_over_the_wire(game_server, name):
+    golden = json.loads((GOLDEN_DIR / f"{name}.json").read_text())
+    with client(game_server) as env:
+        result = env.reset(seed=golden["seed"], target_tile=golden["target_tile"])
+        assert result.observation["board"] == golden["reset"]["board"]
+        for i, step in enumerate(golden["steps"], start=1):
+            result = env.step({"direction": step["action"]})
+            got = {
+                "reward": result.reward,
+                "score": result.observation["score"],
+                "done": result.done,
+                "no_op": result.observation["no_op"],
+                "board": result.observation["board"],
+                "action": step["action"],
+            }
+            assert got == step, f"{name}: step {i}"
+        state = env.state()
+    assert state["score"] == golden["final"]["score"]
+    assert state["step_count"] == golden["final"]["step_count"]
+
+
+def test_an_unseeded_reset_reports_a_seed_that_replays_it(game_server):
+    with client(game_server) as env:
+        boards = []
+        for _ in range(3):
+            obs = env.reset().observation
+            seed = obs["metadata"]["seed"]
+            assert 0 <= seed < 2**53
+            assert env.state()["seed"] == seed
+            assert env.reset(seed=seed).observation["board"] == obs["board"]
+            boards.append(seed)
+        assert len(set(boards)) == 3
+
+
+def test_a_move_that_changes_nothing_is_flagged(game_server):
+    with client(game_server) as env:
+        for seed in range(100):
+            obs = env.reset(seed=seed).observation
+            blocked = [d for d in DIRECTIONS if d not in obs["legal_moves"]]
+            if blocked:
+                break
+        else:
+            pytest.fail("no opening with a blocked direction in 100 seeds")
+        result = env.step({"direction": blocked[0]})
+        assert result.observation["no_op"] is True
+        assert result.reward == 0
+        assert result.observation["board"] == obs["board"]
+        assert env.state()["step_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "action, error_type, loc",
+    [
+        ({"direction": "diagonal"}, "enum", ["direction"]),
+        ({}, "missing", ["direction"]),
+        ({"direction": "up", "speed": 2}, "extra_forbidden", ["speed"]),
+    ],
+)
+def test_bad_actions_are_validation_errors(game_server, action, error_type, loc):
+    ws = ws_open(game_server)
+    try:
+        assert request(ws, {"type": "reset", "data": {"seed": 1}})["type"] == "observation"
+        reply = request(ws, {"type": "step", "data": action})
+        assert reply["type"] == "error", reply
+        assert reply["data"]["code"] == "VALIDATION_ERROR"
+        [issue] = reply["data"]["errors"]
+        assert issue["type"] == error_type
+        assert issue["loc"] == loc
+        assert issue["url"] == f"https://errors.pydantic.dev/2.14/v/{error_type}"
+        if error_type == "enum":
+            assert issue["msg"] == "Input should be 'up', 'down', 'left' or 'right'"
+            assert issue["ctx"] == {"expected": "'up', 'down', 'left' or 'right'"}
+        # The session survives a bad action.
+        assert request(ws, {"type": "step", "data": {"direction": "up"}})["type"] == "observation"
+    finally:
+        with contextlib.suppress(Exception):
+            send_json(ws, {"type": "close"})
+        ws.close()
+
+
+def test_the_official_client_raises_on_a_bad_direction(game_server):
+    with client(game_server) as env:
+        env.reset(seed=1)
+        with pytest.raises(RuntimeError, match="VALIDATION_ERROR"):
+            env.step({"direction": "sideways"})
+
+
+def test_schema_lists_the_directions(game_server):
+    schema = httpx.get(f"{game_server.base_url}/schema", timeout=10).json()
+    action = schema["action"]
+    direction = action["$defs"]["Direction"]
+    assert direction["enum"] == list(DIRECTIONS)
+    assert action["required"] == ["direction"]
+    assert set(schema["state"]["properties"]) == {"episode_id", "step_count", "score", "seed"}
