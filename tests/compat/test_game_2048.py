@@ -194,7 +194,7 @@ def test_same_seed_and_actions_give_the_same_trajectory(game_server):
     assert a == b
     with client(game_server) as env:
         other = play(env, 100, policy_seed=7, target_tile=0)
-    assert other[0][1]["board"] != a[0][1]["board"] or other != a
+    assert other != a
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN_DIR.glob("*.json")))
@@ -221,15 +221,15 @@ def test_golden_trajectories_over_the_wire(game_server, name):
 
 def test_an_unseeded_reset_reports_a_seed_that_replays_it(game_server):
     with client(game_server) as env:
-        boards = []
+        seeds = []
         for _ in range(3):
             obs = env.reset().observation
             seed = obs["metadata"]["seed"]
             assert 0 <= seed < 2**53
             assert env.state()["seed"] == seed
             assert env.reset(seed=seed).observation["board"] == obs["board"]
-            boards.append(seed)
-        assert len(set(boards)) == 3
+            seeds.append(seed)
+        assert len(set(seeds)) == 3
 
 
 def test_a_move_that_changes_nothing_is_flagged(game_server):
