@@ -9,7 +9,8 @@
 # 2. With run.sh --overrides (the same offline inputs):
 #    a. every environment image is built FROM base-image (its derivation
 #       closure holds base-image, and its config derivation's fromImage is
-#       base-image's output path);
+#       base-image's output path); base-image's closure holds envtorch-server
+#       and each env image's closure holds its <env>-bin package;
 #    b. all crate packages and the cargo checks share one buildDepsOnly
 #       derivation (the same cargoArtifacts, exactly one *-deps-* derivation);
 #    c. editing one env crate changes only that crate's derivation (in a
@@ -90,10 +91,17 @@ crate_pkgs() { # FLAKE -> JSON { name: drvPath | "error" }
   nixq eval --json "$1#$P" --apply "ps: builtins.mapAttrs (n: p: let r = builtins.tryEval p.drvPath; in if r.success then r.value else \"error\") (removeAttrs ps [ \"default\" \"base-image\" $(printf '"%s" ' "${envs[@]}")])"
 }
 
-# a. FROM base-image.
+# a. FROM base-image, and each image holds its binary.
 if base_drv=$(nixq eval --raw "$root#$P.base-image.drvPath") &&
   base_out=$(nixq eval --raw "$root#$P.base-image.outPath"); then
+  server_drv=$(nixq eval --raw "$root#$P.envtorch-server.drvPath" || echo none)
+  if nixq derivation show -r "$root#$P.base-image" | jq -e --arg s "$server_drv" 'has($s)' >/dev/null; then
+    ok "base-image holds envtorch-server ($(basename "$server_drv"))"
+  else
+    bad "base-image does not depend on the envtorch-server package"
+  fi
   for e in "${envs[@]}"; do
+    bin_drv=$(nixq eval --raw "$root#$P.$e-bin.drvPath" || echo none)
     if ! nixq derivation show -r "$root#$P.$e" >"$tmp/closure.json"; then
       bad "$e: derivation show failed"
       continue
@@ -103,6 +111,11 @@ if base_drv=$(nixq eval --raw "$root#$P.base-image.drvPath") &&
       ok "$e is built FROM base-image (closure holds $(basename "$base_drv"), fromImage = its output)"
     else
       bad "$e is not built FROM base-image"
+    fi
+    if jq -e --arg b "$bin_drv" 'has($b)' "$tmp/closure.json" >/dev/null; then
+      ok "$e holds its binary $e-bin ($(basename "$bin_drv"))"
+    else
+      bad "$e does not depend on its binary package $e-bin"
     fi
   done
 else

@@ -169,7 +169,6 @@ let
         cargoExtraArgs = "--locked --package ${b.crate} --bin ${b.bin}";
         # Tests run once, workspace-wide, in checks.nextest.
         doCheck = false;
-        passthru = { inherit (b) crate dir bin; };
         meta.mainProgram = b.bin;
       }
     );
