@@ -159,6 +159,14 @@ impl Server {
             }
         };
         reaper.abort();
+        // Upgraded sockets are not tracked by the HTTP server: give them a moment to send
+        // their close frames and end their sessions themselves.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while !state.sessions.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
         let cleanup = async {
             state.sessions.destroy_all().await;
             state.pool.retire_all();

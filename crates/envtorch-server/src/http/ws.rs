@@ -144,17 +144,23 @@ async fn run_session(app: &AppState, socket: &mut WebSocket, session: &Arc<Sessi
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return,
                     Some(Err(e)) => {
-                        tracing::debug!(session = %session.id, error = %e, "socket error");
+                        // tungstenite reports an oversized message as a capacity error; answer
+                        // it as uvicorn does, with close code 1009.
+                        let text = e.to_string();
+                        if text.contains("Space limit exceeded") || text.contains("too long") {
+                            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1009, reason: "message too big".into() }))).await;
+                        }
+                        tracing::debug!(session = %session.id, error = %text, "socket error");
                         return;
                     }
                 }
             }
-            reason = session.worker_dead() => Next::Close(Some(lost(&reason))),
-            reason = session.ended() => Next::Close(Some(error_frame(ErrorCode::SessionError, &reason, &[]))),
             _ = app.shutdown.cancelled() => {
                 let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
                 return;
             }
+            reason = session.worker_dead() => Next::Close(Some(lost(&reason))),
+            reason = session.ended() => Next::Close(Some(error_frame(ErrorCode::SessionError, &reason, &[]))),
             _ = ticker.tick(), if ping_every.is_some() => {
                 match ping_outstanding {
                     Some(sent) if sent.elapsed() >= app.ws.ping_timeout => {
