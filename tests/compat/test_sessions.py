@@ -7,6 +7,7 @@ took, so the tests do not depend on their order.
 """
 
 import contextlib
+import time
 
 import pytest
 
@@ -268,8 +269,7 @@ def send_close_and_wait(connection) -> None:
 
 
 def wait_until_unknown(http, session_id: str, attempts: int = 50) -> dict:
-    import time
-
+    """Poll tools/list on the session until it is unknown (bounded: attempts x 0.1 s)."""
     reply = {}
     for _ in range(attempts):
         reply = mcp_call(http, "tools/list", {"session_id": session_id})

@@ -37,6 +37,12 @@ ECHO_TOOL_INPUT_SCHEMA = {
 }
 
 
+def recv_after(ws, raw: str) -> str:
+    """Send a raw text frame, return the reply text."""
+    ws.send(raw)
+    return recv_text(ws)
+
+
 def exchange_text(ws, message) -> str:
     send_json(ws, message)
     return recv_text(ws)
@@ -131,11 +137,6 @@ def test_reset_without_data_key(ws):
     reply = recv_after(ws, '{"type": "reset"}')
     assert json.loads(reply)["type"] == "observation"
     assert '"reward":0.0,' in reply
-
-
-def recv_after(ws, raw: str) -> str:
-    ws.send(raw)
-    return recv_text(ws)
 
 
 def test_pipelined_requests_are_answered_in_order(ws):
