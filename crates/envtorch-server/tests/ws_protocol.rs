@@ -249,7 +249,7 @@ async fn attach_to_an_mcp_session_uses_no_slot_and_survives_detach() {
             .contains("Echo environment ready!")
     );
     assert_eq!(
-        attached.call(&format!(r#"{{"type":"mcp","data":{{"jsonrpc":"2.0","method":"openenv/session/create","id":1}}}}"#)).await,
+        attached.call(&r#"{"type":"mcp","data":{"jsonrpc":"2.0","method":"openenv/session/create","id":1}}"#.to_string()).await,
         format!(r#"{{"type":"mcp","data":{{"jsonrpc":"2.0","id":1,"result":{{"session_id":"{id}"}}}}}}"#)
     );
     assert_eq!(
@@ -270,12 +270,11 @@ async fn attach_to_an_mcp_session_uses_no_slot_and_survives_detach() {
     );
     // HTTP tool calls on the attached session are not steps.
     let (_, _) = post_json(server.addr, "/mcp", &format!(r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"echo_message","arguments":{{"message":"x"}},"session_id":"{id}"}},"id":3}}"#)).await;
-    assert_eq!(
+    assert!(
         attached
             .call(r#"{"type":"step","data":{"type":"list_tools"}}"#)
             .await
-            .contains("tools"),
-        true
+            .contains("tools")
     );
     attached.send(r#"{"type":"close"}"#).await;
     assert_eq!(attached.recv().await, Frame::Closed(Some(1000)));
