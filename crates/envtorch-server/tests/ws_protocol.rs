@@ -249,7 +249,7 @@ async fn attach_to_an_mcp_session_uses_no_slot_and_survives_detach() {
             .contains("Echo environment ready!")
     );
     assert_eq!(
-        attached.call(&r#"{"type":"mcp","data":{"jsonrpc":"2.0","method":"openenv/session/create","id":1}}"#.to_string()).await,
+        attached.call(r#"{"type":"mcp","data":{"jsonrpc":"2.0","method":"openenv/session/create","id":1}}"#).await,
         format!(r#"{{"type":"mcp","data":{{"jsonrpc":"2.0","id":1,"result":{{"session_id":"{id}"}}}}}}"#)
     );
     assert_eq!(
