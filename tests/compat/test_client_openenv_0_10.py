@@ -70,6 +70,16 @@ def test_generic_client_sync(server):
         assert env.state() == {"episode_id": "sync-1", "step_count": 1}
 
 
+def test_generic_client_sends_headers_on_upgrade(server):
+    # 0.10.0 clients may send e.g. Authorization on the WS upgrade; the server must accept it.
+    async def scenario():
+        async with GenericEnvClient(base_url=server.base_url, headers={"Authorization": "Bearer test"}) as env:
+            await env.reset(episode_id="hdr")
+            assert (await env.state())["episode_id"] == "hdr"
+
+    asyncio.run(scenario())
+
+
 def test_generic_client_new_session_is_independent(server):
     async def scenario():
         async with GenericEnvClient(base_url=server.base_url) as env:

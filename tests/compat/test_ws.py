@@ -7,6 +7,7 @@ checked for those (spec §4.4).
 """
 
 import json
+import threading
 
 import pytest
 
@@ -331,3 +332,43 @@ def test_ws_mcp_endpoint_speaks_bare_jsonrpc(server):
             "jsonrpc": "2.0", "id": 7,
             "error": {"code": -32600, "message": "Cannot close active WebSocket-managed session via MCP method", "data": None},
         }
+
+
+# ---- transport ------------------------------------------------------------------------------
+
+def test_server_answers_websocket_pings(ws):
+    # spec §4.7: the official client pings every 20 s and drops the socket without a pong.
+    pong = ws.ping(b"are-you-there")
+    assert pong.wait(timeout=10), "no pong within 10 s"
+    assert request(ws, {"type": "state"})["type"] == "state"
+
+
+def test_concurrent_sessions_do_not_cross_talk(server):
+    # 8 sessions (the default capacity) step in parallel; each must see only its own replies.
+    steps_per_session = 20
+    failures: list = []
+
+    def play(index: int) -> None:
+        try:
+            with ws_open(server) as connection:
+                request(connection, {"type": "reset", "data": {"episode_id": f"par-{index}"}})
+                for step in range(steps_per_session):
+                    message = f"s{index}-{step}"
+                    call = {"type": "step", "data": {"type": "call_tool", "tool_name": "echo_message", "arguments": {"message": message}}}
+                    got = request(connection, call)["data"]["observation"]["result"]["data"]
+                    if got != message:
+                        failures.append((index, step, got))
+                state = request(connection, {"type": "state"})["data"]
+                if state != {"episode_id": f"par-{index}", "step_count": steps_per_session}:
+                    failures.append((index, "state", state))
+                close_session(connection)
+        except Exception as error:  # reported below, in the test's thread
+            failures.append((index, "exception", repr(error)))
+
+    threads = [threading.Thread(target=play, args=(i,)) for i in range(server.max_sessions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "sessions still running after 120 s"
+    assert failures == []
