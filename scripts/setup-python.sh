@@ -43,5 +43,9 @@ make_venv() {
 }
 
 mkdir -p "${venv_root}"
+# Several test runners may call this at once (compat suite, Rust tests, bench): one at a time,
+# so nobody uses a venv while another run rebuilds it.
+exec 9>"${venv_root}/.setup.lock"
+flock 9
 make_venv openenv-core-0.3.0 openenv-core==0.3.0 "${test_requirements[@]}"
 make_venv openenv-0.10.0 openenv==0.10.0 "${test_requirements[@]}"
