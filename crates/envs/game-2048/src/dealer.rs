@@ -5,7 +5,7 @@
 //! - **Generator**: ChaCha8 (`rand_chacha::ChaCha8Rng`, stream 0), keyed with the 32 bytes
 //!   `seed.to_le_bytes()` followed by 24 zero bytes. We build the key ourselves rather than use
 //!   `seed_from_u64`, whose expansion is the RNG library's choice, not ours.
-//! - **Words**: [`rand_core::Rng::next_u32`], the ChaCha8 keystream read as little-endian
+//! - **Words**: `next_u32` (`rand_chacha::rand_core::Rng`), the ChaCha8 keystream read as little-endian
 //!   32-bit words.
 //! - **Uniform integer in `0..n`**: rejection sampling on whole words. With
 //!   `limit = n * floor(2^32 / n)`, draw words until one is `< limit`, and return it `% n`. No

@@ -5,7 +5,7 @@
 //! - [`dealer`]: seeded tile dealing (ChaCha8 with integer-only sampling: the same seed
 //!   deals the same tiles on every platform);
 //! - [`game`]: a board, a score and a dealer;
-//! - [`env`]: the envtorch [`Environment`](envtorch_sdk::Environment) with its action,
+//! - [`env`](mod@env): the envtorch [`Environment`](envtorch_sdk::Environment) with its action,
 //!   observation and state types.
 //!
 //! The binary (`game-2048-env`) hands [`env::Game2048Env`] to `envtorch_sdk::serve`.
