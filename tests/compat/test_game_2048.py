@@ -278,6 +278,47 @@ def test_bad_actions_are_validation_errors(game_server, action, error_type, loc)
         ws.close()
 
 
+def test_validation_issues_are_pydantics_own(game_server):
+    """The issues equal what pydantic itself reports for the equivalent OpenEnv model (a
+    string enum, extra keys forbidden, optional metadata)."""
+    from enum import Enum
+
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    class Direction(str, Enum):
+        up = "up"
+        down = "down"
+        left = "left"
+        right = "right"
+
+    class Game2048Action(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        metadata: dict[str, Any] = Field(default_factory=dict)
+        direction: Direction
+
+    bad_actions = [
+        {"direction": "diagonal"},
+        {"direction": 3},
+        {"direction": None},
+        {},
+        {"direction": "up", "speed": 2},
+        {"Direction": "up", "metadata": []},
+    ]
+    ws = ws_open(game_server)
+    try:
+        request(ws, {"type": "reset", "data": {"seed": 1}})
+        for action in bad_actions:
+            with pytest.raises(ValidationError) as raised:
+                Game2048Action.model_validate(action)
+            expected = json.loads(raised.value.json())
+            reply = request(ws, {"type": "step", "data": action})
+            assert reply["data"]["errors"] == expected, action
+    finally:
+        with contextlib.suppress(Exception):
+            send_json(ws, {"type": "close"})
+        ws.close()
+
+
 def test_the_official_client_raises_on_a_bad_direction(game_server):
     with client(game_server) as env:
         env.reset(seed=1)
