@@ -68,14 +68,15 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_support.RunningServer]:
+@contextlib.contextmanager
+def run_game_server(log_dir: Path, **extra_env: str) -> Iterator[_support.RunningServer]:
+    """Start the server with the 2048 env on a free port, wait for /health, always stop it.
+    `extra_env` is added to the server's environment (the worker inherits it)."""
     server_bin = _binary("ENVTORCH_SERVER_BIN", "target/debug/envtorch-server")
     env_bin = _binary("ENVTORCH_GAME_2048_BIN", "target/debug/game-2048-env")
     env = dict(os.environ)
     for var in ("MAX_CONCURRENT_ENVS", "OPENENV_MODE", "GAME_2048_TARGET_TILE"):
         env.pop(var, None)
-    log_dir = tmp_path_factory.mktemp("game-2048-server")
     last_error = ""
     # The port is free when chosen but could be taken before the server binds it: retry.
     for _attempt in range(3):
@@ -85,7 +86,7 @@ def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_support.R
             process = subprocess.Popen(
                 [str(server_bin), "--env", str(env_bin)],
                 cwd=REPO_ROOT,
-                env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
+                env={**env, **extra_env, "HOST": "127.0.0.1", "PORT": str(port)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -101,7 +102,13 @@ def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_support.R
             last_error = f"exited with {process.returncode}:\n{server.log_tail()}"
         finally:
             _stop(process)
-    pytest.fail(f"game-2048 server did not start: {last_error}")
+    raise RuntimeError(f"game-2048 server did not start: {last_error}")
+
+
+@pytest.fixture(scope="module")
+def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_support.RunningServer]:
+    with run_game_server(tmp_path_factory.mktemp("game-2048-server")) as server:
+        yield server
 
 
 def _wait_healthy(server: _support.RunningServer) -> bool:
@@ -333,3 +340,19 @@ def test_schema_lists_the_directions(game_server):
     assert direction["enum"] == list(DIRECTIONS)
     assert action["required"] == ["direction"]
     assert set(schema["state"]["properties"]) == {"episode_id", "step_count", "score", "seed"}
+
+
+def test_the_target_tile_variable_sets_the_servers_default(tmp_path):
+    with run_game_server(tmp_path, GAME_2048_TARGET_TILE="0") as server:
+        with client(server) as env:
+            assert env.reset(seed=1).observation["target_tile"] is None
+            assert env.reset(seed=1, target_tile=512).observation["target_tile"] == 512
+    with run_game_server(tmp_path, GAME_2048_TARGET_TILE="256") as server:
+        with client(server) as env:
+            assert env.reset(seed=1).observation["target_tile"] == 256
+
+
+def test_a_bad_target_tile_variable_stops_the_server(tmp_path):
+    with pytest.raises(RuntimeError, match="must be 0 .no target. or a power of two"):
+        with run_game_server(tmp_path, GAME_2048_TARGET_TILE="100"):
+            pass
