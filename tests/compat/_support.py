@@ -31,7 +31,8 @@ TARGET = os.environ.get("COMPAT_TARGET", "envtorch")
 # How long a server gets to answer /health 200 after it was started (a debug Rust build and
 # the Python reference both start in a few seconds; the machine may be busy compiling).
 STARTUP_TIMEOUT_S = 90.0
-# Per-operation timeout for raw WebSocket reads in tests.
+# Per-operation timeout for raw WebSocket reads in tests. (HTTP clients here use
+# trust_env=False: a proxy from the environment must not sit between us and 127.0.0.1.)
 WS_TIMEOUT_S = 15.0
 
 
@@ -197,7 +198,7 @@ def _wait_healthy(server: RunningServer) -> bool:
         if server.process.poll() is not None:
             return False
         try:
-            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{server.base_url}/health", timeout=2, trust_env=False).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass

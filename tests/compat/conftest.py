@@ -77,11 +77,11 @@ def server_production(server_log_dir) -> Iterator[RunningServer]:
 
 @pytest.fixture()
 def http(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+    with httpx.Client(base_url=server.base_url, timeout=30, trust_env=False) as client:
         yield client
 
 
 @pytest.fixture()
 def http_cap2(server_cap2: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server_cap2.base_url, timeout=30) as client:
+    with httpx.Client(base_url=server_cap2.base_url, timeout=30, trust_env=False) as client:
         yield client

@@ -197,7 +197,7 @@ def test_frame_over_16_mib_is_closed_1009(server):
     finally:
         sock.close()
         writer.join(timeout=30)
-    assert httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{server.base_url}/health", timeout=10, trust_env=False).status_code == 200
 
 
 def test_frame_of_15_mib_is_accepted_and_echoed(server):
@@ -238,7 +238,7 @@ def test_server_survives_a_burst_of_garbage(server):
                     pass
         http_garbage = [b"{", b"\xff", b"[]" * 1000, b'{"action":' + nested_list(3000).encode() + b"}"]
         for body in http_garbage:
-            with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            with httpx.Client(base_url=server.base_url, timeout=10, trust_env=False) as client:
                 for path in ("/reset", "/step", "/mcp"):
                     # (JSON content type: with none, the reference 500s on invalid UTF-8.)
                     response = client.post(path, content=body, headers={"content-type": "application/json"})
@@ -246,7 +246,7 @@ def test_server_survives_a_burst_of_garbage(server):
     assert replies >= len(GARBAGE_FRAMES) * 3 - 3  # nearly every garbage frame got an answer
 
     # A normal session still works, and every garbage session gave its slot back.
-    assert httpx.get(f"{server.base_url}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{server.base_url}/health", timeout=10, trust_env=False).status_code == 200
     held = [open_session(server) for _ in range(server.max_sessions)]
     try:
         ws = held[0]

@@ -16,7 +16,7 @@ only_010_core = pytest.mark.since_010("OPENENV_MODE is read by the 0.10.0 core o
 
 @pytest.fixture()
 def http_production(server_production):
-    with httpx.Client(base_url=server_production.base_url, timeout=30) as client:
+    with httpx.Client(base_url=server_production.base_url, timeout=30, trust_env=False) as client:
         yield client
 
 
