@@ -273,9 +273,14 @@ def open_session(server: RunningServer, path: str = "/ws") -> ClientConnection:
 
 
 def close_session(ws: ClientConnection) -> None:
-    """End a session the way the official client does: a close message, then close."""
-    with contextlib.suppress(ConnectionClosed):
+    """End a session the way the official client does: a close message, then close.
+
+    Waits (bounded) for the server's own close, which the reference sends only after it
+    destroyed the session, so the slot is free when this returns."""
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
         send_json(ws, {"type": "close"})
+        for _ in range(10):  # no reply is due; skip any stray frame
+            ws.recv(timeout=5)
     ws.close()
 
 
