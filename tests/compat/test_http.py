@@ -245,15 +245,38 @@ STEP_422 = [
 ]
 
 
+STEP_422 += [
+    (
+        b'{"action":{"type":"list_tools"},"timeout_s":"abc"}',
+        b'{"detail":[{"type":"float_parsing","loc":["body","timeout_s"],"msg":"Input should be a valid number, unable to parse string as a number","input":"abc"}]}',
+    ),
+    (
+        b'{"action":{"type":"list_tools"},"request_id":"' + b"r" * 256 + b'"}',
+        b'{"detail":[{"type":"string_too_long","loc":["body","request_id"],"msg":"String should have at most 255 characters","input":"'
+        + b"r" * 256
+        + b'","ctx":{"max_length":255}}]}',
+    ),
+]
+
+
 @pytest.mark.parametrize(
     "body,expected",
     STEP_422,
     ids=["no-body", "empty", "action-string", "bad-json", "timeout-zero", "wrong-action-fields",
-         "call-tool-without-name", "list-tools-extra-key"],
+         "call-tool-without-name", "list-tools-extra-key", "timeout-string", "request-id-too-long"],
 )
 def test_step_validation_error_verbatim(http, body, expected):
     response = http.post("/step", content=body, headers={"content-type": "application/json"})
     assert_json_response(response, 422, expected)
+
+
+def test_step_accepts_timeout_request_id_and_extra_keys(http):
+    # spec §3.3: timeout_s, request_id and extra keys are forwarded to step(), not rejected.
+    body = {"action": {"type": "call_tool", "tool_name": "echo_message", "arguments": {"message": "kw"}},
+            "timeout_s": 2.5, "request_id": "rq-9", "render": True}
+    response = http.post("/step", json=body)
+    assert response.status_code == 200
+    assert response.json()["observation"]["result"]["data"] == "kw"
 
 
 def test_step_arguments_as_json_string_is_422_dict_type(http):
