@@ -18,6 +18,7 @@ pytestmark = needs_openenv_010_client
 
 if OPENENV_010 == "0.10.0":  # the package only exists in its own venv
     from openenv.core.generic_client import GenericEnvClient
+    from openenv.core.containers.runtime.providers import LocalDockerProvider
     from openenv.core.mcp_client import MCPToolClient
 
     class EchoEnv(MCPToolClient):
@@ -168,6 +169,15 @@ def test_mcp_tool_client_step_mode_sync(server):
         env.reset(episode_id="s")
         assert env.call_tool("echo_with_length", message="abc") == {"message": "abc", "length": 3}
         assert env.state().step_count == 1
+
+
+# ---- readiness probe of the container providers --------------------------------------------------
+
+def test_local_docker_provider_wait_for_ready(server):
+    # The provider's own /health poll, as run after `docker run`. __init__ is skipped because
+    # it only checks for a Docker daemon, which this probe does not use.
+    provider = LocalDockerProvider.__new__(LocalDockerProvider)
+    provider.wait_for_ready(server.base_url, timeout_s=10)
 
 
 # ---- openenv validate --url ----------------------------------------------------------------------

@@ -19,6 +19,7 @@ pytestmark = needs_openenv_core_030_client
 
 if OPENENV_CORE_030 == "0.3.0":  # the package only exists in its own venv
     from openenv.core.generic_client import GenericEnvClient
+    from openenv.core.containers.runtime.providers import LocalDockerProvider
     from openenv.core.mcp_client import MCPToolClient
 
     class EchoEnv(MCPToolClient):
@@ -98,6 +99,15 @@ def test_mcp_tool_client_production_mode(server):
                 await env.call_tool("nope")
 
     asyncio.run(scenario())
+
+
+# ---- readiness probe of the container providers --------------------------------------------------
+
+def test_local_docker_provider_wait_for_ready(server):
+    # The provider's own /health poll, as run after `docker run`. __init__ is skipped because
+    # it only checks for a Docker daemon, which this probe does not use.
+    provider = LocalDockerProvider.__new__(LocalDockerProvider)
+    provider.wait_for_ready(server.base_url, timeout_s=10)
 
 
 # ---- openenv validate --url ----------------------------------------------------------------------
