@@ -23,8 +23,10 @@ pub struct Limits {
     pub address_space_bytes: u64,
     /// How many *additional* tasks (processes and threads) the sandboxed code may create.
     /// `RLIMIT_NPROC` counts every task of the uid, including the server and other sessions,
-    /// so the engine sets it to "tasks the uid has now + this" when the interpreter starts.
-    /// This bounds a fork bomb without breaking when many sessions run at once.
+    /// so the engine sets the soft limit to "tasks of the uid outside this session + this"
+    /// when the interpreter starts and again before each step (the code cannot change its
+    /// rlimits: seccomp). This bounds a fork bomb without breaking when many sessions run
+    /// at once.
     pub max_processes: u64,
     /// `RLIMIT_FSIZE` in bytes: the largest file the code can write (also bounds the
     /// in-memory capture of a step's output, which lives in a memfd).

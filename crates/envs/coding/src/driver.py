@@ -44,12 +44,34 @@ def _non_dumpable():
         pass
 
 
+def _end_group():
+    # The session is gone (closed, or the worker died): take every process this session
+    # started with us, so nothing outlives it even if the worker could not kill the group.
+    try:
+        os.killpg(0, 9)
+    finally:
+        os._exit(0)
+
+
+def _lifeline():
+    # Runs in a daemon thread: POLLHUP on the request pipe means the worker side closed,
+    # also while user code is busy in the main thread.
+    import select
+
+    poller = select.poll()
+    poller.register(_RFD, 0)  # errors and hang-ups only; never consumes requests
+    while True:
+        for _fd, events in poller.poll():
+            if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                _end_group()
+
+
 def _read_exact(n):
     buf = bytearray()
     while len(buf) < n:
         chunk = _read(_RFD, n - len(buf))
         if not chunk:
-            os._exit(0)  # the session closed the channel
+            _end_group()
         buf += chunk
     return bytes(buf)
 
@@ -173,6 +195,9 @@ def _encode(text):
 
 
 def _exec_loop():
+    import threading
+
+    threading.Thread(target=_lifeline, name="coding-env-lifeline", daemon=True).start()
     _non_dumpable()
     sys.path.insert(0, os.getcwd())  # let code import modules it wrote to its scratch dir
     sys.__stdout__ = _fresh_stream(1, sys.__stdout__)

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
+use rustix::process::{Pid, Resource, Rlimit, Signal};
 use serde::Deserialize;
 
 use crate::config::SessionConfig;
@@ -19,6 +19,25 @@ const DRIVER: &str = include_str!("driver.py");
 
 /// How long an interpreter may take to start (import the driver, report ready).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often the process budget (`RLIMIT_NPROC`) is recomputed, at most.
+const NPROC_REFRESH: Duration = Duration::from_millis(250);
+
+/// One census of the uid's tasks shared by all sessions of the worker, at most this old, so
+/// many concurrent steps do not each scan `/proc`.
+static CENSUS: Mutex<Option<(Instant, u32, Arc<crate::sandbox::Census>)>> = Mutex::new(None);
+
+fn recent_census(uid: u32, max_age: Duration) -> Arc<crate::sandbox::Census> {
+    let mut cached = lock(&CENSUS);
+    if let Some((at, for_uid, census)) = cached.as_ref() {
+        if *for_uid == uid && at.elapsed() < max_age {
+            return Arc::clone(census);
+        }
+    }
+    let census = Arc::new(crate::sandbox::census(uid));
+    *cached = Some((Instant::now(), uid, Arc::clone(&census)));
+    census
+}
 
 /// Bytes of the sandbox's own stderr kept for error messages.
 const DIAG_KEEP: usize = 8 * 1024;
@@ -70,6 +89,12 @@ pub(crate) struct Interpreter {
     replies: mpsc::Receiver<io::Result<Reply>>,
     diag: Arc<Mutex<Diag>>,
     killed: bool,
+    /// The uid the code runs as, whose tasks `RLIMIT_NPROC` counts.
+    uid: u32,
+    /// Tasks the session may have (see [`crate::Limits::max_processes`]).
+    max_processes: u64,
+    /// When the budget was last refreshed.
+    nproc_refreshed: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -165,8 +190,15 @@ impl Interpreter {
             replies,
             diag,
             killed: false,
+            uid: if rustix::process::geteuid().is_root() {
+                config.root_fallback_ids.0
+            } else {
+                rustix::process::geteuid().as_raw()
+            },
+            max_processes: config.limits.max_processes,
+            nproc_refreshed: None,
         };
-        match interp.wait_reply(STARTUP_TIMEOUT) {
+        match interp.wait_reply(Instant::now() + STARTUP_TIMEOUT, false) {
             Ok(_) => Ok(interp),
             Err(failure) => {
                 interp.kill();
@@ -182,6 +214,9 @@ impl Interpreter {
     /// Send `code` and wait for the reply for at most `timeout`. On any failure the
     /// process group is killed, so the caller only has to drop this interpreter.
     pub(crate) fn request(&mut self, code: &[u8], timeout: Duration) -> Result<Reply, Failure> {
+        // Re-base the process budget on a fresh count *before* the code runs (others may
+        // have grown since our last step); `wait_reply` keeps it current while it runs.
+        self.refresh_nproc(Duration::ZERO);
         let sent = match self.stdin.as_mut() {
             Some(stdin) => write_request(stdin, code),
             None => Err(io::Error::other("channel closed")),
@@ -192,27 +227,73 @@ impl Interpreter {
                 self.death_note(&format!("request not delivered: {e}")),
             ));
         }
-        let result = self.wait_reply(timeout);
+        let result = self.wait_reply(Instant::now() + timeout, true);
         if result.is_err() {
             self.kill();
         }
         result
     }
 
-    fn wait_reply(&mut self, timeout: Duration) -> Result<Reply, Failure> {
-        match self.replies.recv_timeout(timeout) {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => {
-                self.kill();
-                Err(Failure::Died(self.death_note(&e.to_string())))
+    /// Re-base the interpreter's `RLIMIT_NPROC` on the uid's current task count (see
+    /// [`crate::sandbox`]); throttled, best effort.
+    fn refresh_nproc(&mut self, max_age: Duration) {
+        if self
+            .nproc_refreshed
+            .is_some_and(|at| at.elapsed() < max_age)
+        {
+            return;
+        }
+        self.nproc_refreshed = Some(Instant::now());
+        let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        let census = recent_census(self.uid, max_age);
+        let limit = census.limit_for(pid.as_raw_pid(), self.max_processes);
+        // The interpreter inherited our hard limit and cannot change its limits itself.
+        let hard = rustix::process::getrlimit(Resource::Nproc).maximum;
+        let new = Rlimit {
+            current: Some(hard.map_or(limit, |hard| limit.min(hard))),
+            maximum: hard,
+        };
+        match rustix::process::prlimit(Some(pid), Resource::Nproc, new) {
+            Ok(_) => tracing::trace!(
+                pid = pid.as_raw_pid(),
+                limit,
+                ?census,
+                "RLIMIT_NPROC re-based"
+            ),
+            Err(e) => tracing::debug!(error = %e, "could not re-base RLIMIT_NPROC"),
+        }
+    }
+
+    /// Wait for the next reply until `deadline`; while waiting, keep the process budget
+    /// current if `rebase_nproc`.
+    fn wait_reply(&mut self, deadline: Instant, rebase_nproc: bool) -> Result<Reply, Failure> {
+        loop {
+            if rebase_nproc {
+                self.refresh_nproc(NPROC_REFRESH);
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.kill();
-                Err(Failure::Died(self.death_note("channel closed")))
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                self.kill();
-                Err(Failure::TimedOut)
+            let left = deadline.saturating_duration_since(Instant::now());
+            let slice = if rebase_nproc {
+                left.min(NPROC_REFRESH)
+            } else {
+                left
+            };
+            match self.replies.recv_timeout(slice) {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(e)) => {
+                    self.kill();
+                    return Err(Failure::Died(self.death_note(&e.to_string())));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.kill();
+                    return Err(Failure::Died(self.death_note("channel closed")));
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    self.kill();
+                    return Err(Failure::TimedOut);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }

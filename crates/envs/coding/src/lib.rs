@@ -49,8 +49,10 @@
 //!
 //! 1. `setsid`: own session and process group, so a timeout kills the whole tree with one
 //!    `killpg(SIGKILL)`; seccomp below forbids leaving the group.
-//! 2. nice 10, and rlimits: CPU seconds, address space, processes (relative to the uid's
-//!    current task count, since `RLIMIT_NPROC` is per uid), file size, open files, no core.
+//! 2. nice 10, and rlimits: CPU seconds, address space, processes, file size, open files,
+//!    no core. `RLIMIT_NPROC` counts the whole uid's tasks, so its soft limit is set to
+//!    "the uid's tasks outside this session + the session's budget" and re-based by the
+//!    worker (`prlimit`) before each step; the code cannot change rlimits (seccomp).
 //! 3. If started as root (development only), switch to uid/gid 65534, because root ignores
 //!    `RLIMIT_NPROC` and file permissions. The image runs unprivileged; root is never needed.
 //! 4. `PR_SET_NO_NEW_PRIVS`.
@@ -65,7 +67,8 @@
 //!    family but `AF_UNIX`, io_uring, `ptrace`/`process_vm_*`/`pidfd_getfd`,
 //!    `setsid`/`setpgid`, namespaces and mounts (including `clone` namespace flags;
 //!    `clone3` gets `ENOSYS` so libc falls back to `clone`), BPF, perf, userfaultfd,
-//!    keyrings, and signals to `-1`, the worker, the server, init and their groups.
+//!    keyrings, changing rlimits, and signals to `-1`, the worker, the server, init and
+//!    their groups.
 //! 7. `exec` Python with a scrubbed environment (`HOME`/`TMPDIR`/`PWD` = scratch, a fixed
 //!    `PATH`, `LANG=C.UTF-8`) in the scratch directory.
 //!

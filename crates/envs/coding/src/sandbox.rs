@@ -157,7 +157,7 @@ pub fn sandbox_exec(spec_json: &str) -> Result<Infallible, SandboxError> {
 pub(crate) fn apply(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
     // New session: the process becomes leader of a new process group whose id is its pid;
     // descendants stay in it because seccomp forbids setsid/setpgid below.
-    rustix::process::setsid().map_err(sys("setsid"))?;
+    let pgid = rustix::process::setsid().map_err(sys("setsid"))?;
     let nice = spec.limits.nice.clamp(0, 19);
     rustix::process::setpriority_process(None, nice).map_err(sys("setpriority"))?;
 
@@ -167,7 +167,7 @@ pub(crate) fn apply(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
     } else {
         euid.as_raw()
     };
-    let nproc_limit = tasks_of_uid(uid).saturating_add(spec.limits.max_processes);
+    let nproc_limit = nproc_limit(uid, pgid.as_raw_pid(), spec.limits.max_processes);
     let limits = spec.limits;
     set_limit(
         Resource::Cpu,
@@ -179,7 +179,18 @@ pub(crate) fn apply(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
         limits.address_space_bytes,
         limits.address_space_bytes,
     )?;
-    set_limit(Resource::Nproc, nproc_limit, nproc_limit)?;
+    // The hard NPROC limit stays as inherited, so the worker can move the soft limit later
+    // (see `nproc_limit`); the code itself cannot, because seccomp forbids changing rlimits.
+    let nproc_hard = rustix::process::getrlimit(Resource::Nproc).maximum;
+    let nproc_limit = nproc_hard.map_or(nproc_limit, |hard| nproc_limit.min(hard));
+    rustix::process::setrlimit(
+        Resource::Nproc,
+        Rlimit {
+            current: Some(nproc_limit),
+            maximum: nproc_hard,
+        },
+    )
+    .map_err(sys("setrlimit"))?;
     set_limit(
         Resource::Fsize,
         limits.max_file_size_bytes,
@@ -231,12 +242,41 @@ fn set_limit(resource: Resource, current: u64, maximum: u64) -> Result<(), Sandb
     .map_err(sys("setrlimit"))
 }
 
-/// Number of tasks (threads included) whose real uid is `uid`: what `RLIMIT_NPROC` counts.
-fn tasks_of_uid(uid: u32) -> u64 {
+/// The `RLIMIT_NPROC` value that gives the process group `pgid` a budget of `extra` tasks.
+///
+/// The kernel compares the limit with the number of tasks (threads included) of the whole
+/// uid, which includes the server and every other session. So the limit is "tasks of the
+/// uid outside this group + budget"; the worker re-bases it (with `prlimit`) before and
+/// during each step, so a session started when few others existed can still create threads
+/// when many exist later, and its own leftovers count against its own budget. Between two
+/// re-basings (250 ms) growth of other sessions eats into this session's budget; that race
+/// is the price of not having a pids cgroup (unavailable to an unprivileged container).
+pub(crate) fn nproc_limit(uid: u32, pgid: i32, extra: u64) -> u64 {
+    census(uid).limit_for(pgid, extra)
+}
+
+/// How many tasks (threads included) a uid has, in total and per process group; what
+/// `RLIMIT_NPROC` counts. One pass over `/proc/*/status`.
+#[derive(Debug, Default)]
+pub(crate) struct Census {
+    total: u64,
+    by_group: std::collections::HashMap<i32, u64>,
+}
+
+impl Census {
+    /// The soft `RLIMIT_NPROC` giving group `pgid` a budget of `extra` tasks.
+    pub(crate) fn limit_for(&self, pgid: i32, extra: u64) -> u64 {
+        let own = self.by_group.get(&pgid).copied().unwrap_or(0);
+        self.total.saturating_sub(own).saturating_add(extra)
+    }
+}
+
+/// Count the tasks of `uid`.
+pub(crate) fn census(uid: u32) -> Census {
+    let mut census = Census::default();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return census;
     };
-    let mut total = 0u64;
     for entry in entries.flatten() {
         let name = entry.file_name();
         if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
@@ -246,22 +286,31 @@ fn tasks_of_uid(uid: u32) -> u64 {
             continue;
         };
         let mut real_uid = None;
+        let mut group = None;
         let mut threads = 1u64;
         for line in status.lines() {
-            if let Some(rest) = line.strip_prefix("Uid:") {
-                real_uid = rest
-                    .split_whitespace()
-                    .next()
-                    .and_then(|s| s.parse::<u32>().ok());
-            } else if let Some(rest) = line.strip_prefix("Threads:") {
-                threads = rest.trim().parse().unwrap_or(1);
+            let field = |prefix: &str| {
+                line.strip_prefix(prefix)
+                    .and_then(|rest| rest.split_whitespace().next())
+            };
+            if let Some(v) = field("Uid:") {
+                real_uid = v.parse::<u32>().ok();
+            } else if let Some(v) = field("NSpgid:") {
+                group = v.parse::<i32>().ok();
+            } else if let Some(v) = field("Threads:") {
+                // A zombie shows 0 threads but still counts until it is reaped.
+                threads = v.parse::<u64>().unwrap_or(1).max(1);
             }
         }
         if real_uid == Some(uid) {
-            total = total.saturating_add(threads);
+            census.total = census.total.saturating_add(threads);
+            if let Some(group) = group {
+                let n = census.by_group.entry(group).or_insert(0);
+                *n = n.saturating_add(threads);
+            }
         }
     }
-    total
+    census
 }
 
 /// Landlock, best effort: filesystem (read/execute on system and Python directories,
@@ -314,7 +363,9 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SandboxError> 
 
 /// Two seccomp filters (allow by default, deny listed calls):
 ///
-/// 1. `EPERM` for: `socket()` of any family but `AF_UNIX` (no network, and it works where
+/// 1. `EPERM` for: changing rlimits (`setrlimit`, `prlimit64` with a new value: the worker
+///    adjusts the soft process limit, see [`nproc_limit`]), `socket()` of any family but
+///    `AF_UNIX` (no network, and it works where
 ///    landlock is unavailable; `AF_UNIX` stays because `multiprocessing` and friends need
 ///    socketpairs), io_uring (it could open sockets without `socket()`), tracing and other
 ///    processes' memory (`ptrace`, `process_vm_*`, `pidfd_getfd`), leaving the process
@@ -358,9 +409,15 @@ fn seccomp_filters(spec: &SandboxSpec) -> Result<Vec<BpfProgram>, SandboxError> 
         libc::SYS_keyctl,
         libc::SYS_add_key,
         libc::SYS_request_key,
+        libc::SYS_setrlimit,
     ] {
         deny.insert(nr, Vec::new());
     }
+    // Reading limits (`prlimit64` with a NULL new value) is fine; changing them is not.
+    deny.insert(
+        libc::SYS_prlimit64,
+        vec![rule(vec![cond(2, SeccompCmpArgLen::Qword, Ne, 0)?])?],
+    );
     let ns_flags = (libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWNET

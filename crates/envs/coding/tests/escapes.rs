@@ -379,3 +379,34 @@ fn many_sessions_in_parallel() {
         assert_eq!(h.join().unwrap(), (i + 20).to_string());
     }
 }
+
+#[test]
+fn rlimits_cannot_be_changed() {
+    // seccomp returns EPERM, which Python reports as "not allowed to raise maximum limit".
+    let mut s = common::session();
+    let before = s
+        .step(
+            "import resource\nresource.getrlimit(resource.RLIMIT_NPROC)",
+            None,
+        )
+        .unwrap()
+        .stdout;
+    for code in [
+        "resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))",
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)\nresource.setrlimit(resource.RLIMIT_NPROC, (hard, hard))",
+        "resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))",
+        "import ctypes\nctypes.CDLL(None).setrlimit(6, (ctypes.c_ulong * 2)(10**6, 10**6))",
+    ] {
+        let out = s.step(code, None).unwrap();
+        assert!(out.exit_code == 1 || out.stdout == "-1", "{code}: {out:?}");
+    }
+    let after = s
+        .step("resource.getrlimit(resource.RLIMIT_NPROC)", None)
+        .unwrap()
+        .stdout;
+    assert_eq!(before, after);
+    let out = s
+        .step("resource.getrlimit(resource.RLIMIT_CPU)", None)
+        .unwrap();
+    assert_eq!(out.stdout, "[600, 601]");
+}
