@@ -449,19 +449,20 @@ fn dispatch<E: Environment, F>(
         Op::Reset => {
             let raw = match req.data.as_deref() {
                 None => Map::new(),
-                Some(d) => serde_json::from_str::<Map<String, Value>>(d.get()).map_err(|e| {
-                    WorkerError::new(
-                        ErrorKind::Validation,
-                        format!("reset arguments must be an object: {e}"),
-                    )
-                })?,
+                Some(d) => envtorch_wire::object::parse_deep::<Map<String, Value>>(d.get())
+                    .map_err(|e| {
+                        WorkerError::new(
+                            ErrorKind::Validation,
+                            format!("reset arguments must be an object: {e}"),
+                        )
+                    })?,
             };
             let obs = env.reset(ResetRequest { raw }).map_err(env_error)?;
             observation_reply(obs)
         }
         Op::Step => {
             let data = req.data.as_deref().map_or("{}", RawValue::get);
-            let value: Value = serde_json::from_str(data).map_err(|e| {
+            let value: Value = envtorch_wire::object::parse_deep(data).map_err(|e| {
                 WorkerError::new(ErrorKind::Validation, format!("action is not JSON: {e}"))
             })?;
             let action = E::Action::parse(value, &ctx.action_schema)
@@ -482,12 +483,13 @@ fn dispatch<E: Environment, F>(
             let name = req.name.as_deref().unwrap_or_default();
             let args = match req.data.as_deref() {
                 None => Map::new(),
-                Some(d) => serde_json::from_str::<Map<String, Value>>(d.get()).map_err(|e| {
-                    WorkerError::new(
-                        ErrorKind::InvalidParams,
-                        format!("arguments must be an object: {e}"),
-                    )
-                })?,
+                Some(d) => envtorch_wire::object::parse_deep::<Map<String, Value>>(d.get())
+                    .map_err(|e| {
+                        WorkerError::new(
+                            ErrorKind::InvalidParams,
+                            format!("arguments must be an object: {e}"),
+                        )
+                    })?,
             };
             match mcp::call_tool(provider, name, &args) {
                 Ok(output) => to_raw(&mcp::call_tool_result(&output)),
@@ -498,7 +500,8 @@ fn dispatch<E: Environment, F>(
             let method = req.name.as_deref().unwrap_or_default();
             let args = match req.data.as_deref() {
                 None => Map::new(),
-                Some(d) => serde_json::from_str::<Map<String, Value>>(d.get()).unwrap_or_default(),
+                Some(d) => envtorch_wire::object::parse_deep::<Map<String, Value>>(d.get())
+                    .unwrap_or_default(),
             };
             let value = env.task(method, &args).map_err(env_error)?;
             to_raw(&value)

@@ -230,6 +230,25 @@ fn check_union(
     loc: &mut Vec<Loc>,
     issues: &mut Vec<ValidationIssue>,
 ) {
+    // schemars writes an enum whose variants carry doc comments as a `oneOf` of `const`s:
+    // report it as one enum, as pydantic does for a `Literal`/`Enum`.
+    let consts: Option<Vec<&Value>> = branches.iter().map(|b| b.get("const")).collect();
+    if let Some(consts) = consts.filter(|c| c.len() > 1) {
+        if !consts.contains(&value) {
+            let shown: Vec<String> = consts.iter().map(|c| literal(c)).collect();
+            let expected = join_or(&shown);
+            issues.push(
+                ValidationIssue::new(
+                    "enum",
+                    loc.clone(),
+                    format!("Input should be {expected}"),
+                    value.clone(),
+                )
+                .with_ctx(json!({"expected": expected})),
+            );
+        }
+        return;
+    }
     let mut first_failure = None;
     for branch in branches {
         let mut branch_issues = Vec::new();
@@ -330,5 +349,16 @@ mod tests {
             "greater_than_equal"
         );
         assert_eq!(validate(&optional, &json!({"n": "x"}))[0].kind, "int_type");
+    }
+
+    #[test]
+    fn one_of_consts_is_an_enum() {
+        let schema = json!({"oneOf": [{"const": "up", "description": "Up."}, {"const": "down"}]});
+        assert!(validate(&schema, &json!("down")).is_empty());
+        let issue = &validate(&schema, &json!("sideways"))[0];
+        assert_eq!(
+            (issue.kind.as_str(), issue.msg.as_str()),
+            ("enum", "Input should be 'up' or 'down'")
+        );
     }
 }

@@ -138,10 +138,17 @@ impl Server {
         let state = Arc::clone(&self.state);
         let token = state.shutdown.clone();
         let reaper = tokio::spawn(reap_loop(Arc::clone(&state)));
-        let app = http::router(Arc::clone(&state))
+        let router = http::router(Arc::clone(&state))
             .layer(axum::extract::DefaultBodyLimit::max(state.ws.max_message));
+        // Method fixes must wrap the router from outside: inside it, method dispatch has
+        // already happened.
+        let app = tower::ServiceExt::map_response(
+            tower::ServiceExt::map_request(router, http::reply::head_is_not_get),
+            http::reply::allow_without_head,
+        );
+        let make_service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
         let serve_token = token.clone();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = axum::serve(self.listener, make_service).with_graceful_shutdown(async move {
             tokio::select! {
                 _ = signal => {}
                 _ = serve_token.cancelled() => {}

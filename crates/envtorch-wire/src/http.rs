@@ -71,9 +71,11 @@ pub fn read_body(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, BodyE
     if !is_json {
         return Ok(Body::Text(text.to_owned()));
     }
-    match serde_json::from_str::<Value>(text) {
+    match crate::object::parse_deep::<Value>(text) {
         Ok(v) => Ok(Body::Json(v)),
-        Err(e) => {
+        // Python's decoder raises RecursionError, which FastAPI answers with a 400.
+        Err(crate::object::DeepParseError::TooDeep) => Err(BodyError::Undecodable),
+        Err(crate::object::DeepParseError::Json(e)) => {
             let py = PyJsonError::from_serde(&e, text);
             Err(BodyError::Invalid(
                 ValidationIssue::new(

@@ -91,14 +91,12 @@ impl<'a> Request<'a> {
                     error: RpcError::new(PARSE_ERROR, message),
                 });
             }
-            Err(NotAnObject::OtherValue(_)) => {
-                let issue = ValidationIssue::new(
-                    "model_type",
-                    Vec::new(),
-                    "Input should be a valid dictionary or instance of JsonRpcRequest",
-                    serde_json::from_str(text).unwrap_or(Value::Null),
-                );
-                return Err(invalid(&[issue]));
+            // The reference answers any body that is not a JSON object with -32700.
+            Err(NotAnObject::OtherValue(_) | NotAnObject::TooDeep) => {
+                return Err(RequestError {
+                    id: Value::Null,
+                    error: RpcError::new(PARSE_ERROR, "Parse error"),
+                });
             }
         };
         Self::from_object(&obj)

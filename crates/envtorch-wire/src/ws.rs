@@ -156,6 +156,11 @@ impl<'a> ClientMessage<'a> {
                     "'{py_type}' object has no attribute 'get'"
                 )));
             }
+            Err(NotAnObject::TooDeep) => {
+                return Err(MessageError::NotAnObject(
+                    "maximum recursion depth exceeded while decoding a JSON document".to_owned(),
+                ));
+            }
         };
         let kind = match obj.get("type") {
             None => String::new(),

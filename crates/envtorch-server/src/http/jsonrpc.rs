@@ -26,8 +26,13 @@ use crate::session::{CloseOutcome, CreateError, Session};
 
 /// `POST /mcp`: always HTTP 200 with a JSON-RPC response.
 pub async fn http_mcp(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body);
-    ok(handle_text(&app, &text, false, None).await)
+    match std::str::from_utf8(&body) {
+        Ok(text) => ok(handle_text(&app, text, false, None).await),
+        Err(_) => ok(error_response(
+            &Value::Null,
+            &RpcError::new(envtorch_wire::jsonrpc::PARSE_ERROR, "Parse error"),
+        )),
+    }
 }
 
 /// Handles one JSON-RPC request text; returns the compact response.
@@ -55,7 +60,7 @@ pub async fn handle_raw_object(app: &AppState, data: &RawValue, bound: &Arc<Sess
 
 async fn handle(app: &AppState, req: Request<'_>, bound: Option<&Arc<Session>>) -> String {
     let params: Map<String, Value> = match req.params {
-        Some(p) => serde_json::from_str(p.get()).unwrap_or_default(),
+        Some(p) => envtorch_wire::object::parse_deep(p.get()).unwrap_or_default(),
         None => Map::new(),
     };
     let result = match req.method.as_str() {

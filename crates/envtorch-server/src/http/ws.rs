@@ -144,11 +144,18 @@ async fn run_session(app: &AppState, socket: &mut WebSocket, session: &Arc<Sessi
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return,
                     Some(Err(e)) => {
-                        // tungstenite reports an oversized message as a capacity error; answer
-                        // it as uvicorn does, with close code 1009.
+                        // tungstenite reports these as errors; answer them with the close
+                        // codes uvicorn uses: 1009 too big, 1007 invalid UTF-8.
                         let text = e.to_string();
-                        if text.contains("Space limit exceeded") || text.contains("too long") {
-                            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1009, reason: "message too big".into() }))).await;
+                        let code = if text.contains("Space limit exceeded") || text.contains("too long") {
+                            Some(1009)
+                        } else if text.contains("UTF-8") || text.contains("utf-8") {
+                            Some(1007)
+                        } else {
+                            None
+                        };
+                        if let Some(code) = code {
+                            let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
                         }
                         tracing::debug!(session = %session.id, error = %text, "socket error");
                         return;
