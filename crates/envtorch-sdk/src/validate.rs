@@ -56,19 +56,7 @@ fn check(
         return;
     }
     if let Some(options) = s.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            let shown: Vec<String> = options.iter().map(literal).collect();
-            let expected = join_or(&shown);
-            issues.push(
-                ValidationIssue::new(
-                    "enum",
-                    loc.clone(),
-                    format!("Input should be {expected}"),
-                    value.clone(),
-                )
-                .with_ctx(json!({"expected": expected})),
-            );
-        }
+        check_enum(options.iter(), value, loc, issues);
         return;
     }
     if let Some(types) = s.get("type") {
@@ -234,19 +222,7 @@ fn check_union(
     // report it as one enum, as pydantic does for a `Literal`/`Enum`.
     let consts: Option<Vec<&Value>> = branches.iter().map(|b| b.get("const")).collect();
     if let Some(consts) = consts.filter(|c| c.len() > 1) {
-        if !consts.contains(&value) {
-            let shown: Vec<String> = consts.iter().map(|c| literal(c)).collect();
-            let expected = join_or(&shown);
-            issues.push(
-                ValidationIssue::new(
-                    "enum",
-                    loc.clone(),
-                    format!("Input should be {expected}"),
-                    value.clone(),
-                )
-                .with_ctx(json!({"expected": expected})),
-            );
-        }
+        check_enum(consts.into_iter(), value, loc, issues);
         return;
     }
     let mut first_failure = None;
@@ -262,6 +238,29 @@ fn check_union(
         }
     }
     issues.extend(first_failure.unwrap_or_default());
+}
+
+/// `enum` issue unless `value` is one of `options` (pydantic's words for a Literal/Enum).
+fn check_enum<'v>(
+    options: impl Iterator<Item = &'v Value> + Clone,
+    value: &Value,
+    loc: &[Loc],
+    issues: &mut Vec<ValidationIssue>,
+) {
+    if options.clone().any(|o| o == value) {
+        return;
+    }
+    let shown: Vec<String> = options.map(literal).collect();
+    let expected = join_or(&shown);
+    issues.push(
+        ValidationIssue::new(
+            "enum",
+            loc.to_vec(),
+            format!("Input should be {expected}"),
+            value.clone(),
+        )
+        .with_ctx(json!({"expected": expected})),
+    );
 }
 
 fn resolve<'a>(root: &'a Value, target: &str) -> Option<&'a Value> {
