@@ -46,24 +46,12 @@ def _non_dumpable():
 
 def _end_group():
     # The session is gone (closed, or the worker died): take every process this session
-    # started with us, so nothing outlives it even if the worker could not kill the group.
+    # started with us. (While user code is busy, the `coding-env lifeline` watcher in our
+    # process group does the same when the request pipe hangs up.)
     try:
         os.killpg(0, 9)
     finally:
         os._exit(0)
-
-
-def _lifeline():
-    # Runs in a daemon thread: POLLHUP on the request pipe means the worker side closed,
-    # also while user code is busy in the main thread.
-    import select
-
-    poller = select.poll()
-    poller.register(_RFD, 0)  # errors and hang-ups only; never consumes requests
-    while True:
-        for _fd, events in poller.poll():
-            if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                _end_group()
 
 
 def _read_exact(n):
@@ -195,9 +183,6 @@ def _encode(text):
 
 
 def _exec_loop():
-    import threading
-
-    threading.Thread(target=_lifeline, name="coding-env-lifeline", daemon=True).start()
     _non_dumpable()
     sys.path.insert(0, os.getcwd())  # let code import modules it wrote to its scratch dir
     sys.__stdout__ = _fresh_stream(1, sys.__stdout__)
@@ -223,7 +208,7 @@ def _exec_loop():
         except SystemExit as exc:
             if exc.code is None:
                 exit_code = 0
-            elif isinstance(exc.code, int):
+            elif isinstance(exc.code, int) and -(2**31) <= exc.code < 2**31:
                 exit_code = exc.code
             else:
                 exit_code = 1

@@ -143,6 +143,7 @@ impl Interpreter {
             run_as_if_root: config.root_fallback_ids,
             protected_pids,
             protected_groups,
+            lifeline: Some(config.launcher.clone()),
         };
         let spec_json = serde_json::to_string(&spec).map_err(|e| EngineError::Spawn {
             detail: e.to_string(),

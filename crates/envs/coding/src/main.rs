@@ -4,6 +4,8 @@
 //! * `sandbox-exec SPEC` (hidden): apply the sandbox to this process and `exec` Python.
 //!   Sessions start it; it must be dispatched before anything else runs (it stays
 //!   single-threaded so the per-thread credential calls affect the whole process).
+//! * `lifeline [--watch]` (hidden): started by `sandbox-exec`; kills the session's process
+//!   group when the session's request pipe hangs up.
 //! * `probe`: apply the sandbox to itself and print, as JSON, what this host or container
 //!   actually enforces (needs no Python).
 //! * no subcommand: serve the environment over the worker protocol (`envtorch_sdk::serve`).
@@ -78,6 +80,13 @@ enum Cmd {
         /// The sandbox spec, as JSON.
         spec: String,
     },
+    /// Kill the process group when stdin hangs up (started by sandbox-exec).
+    #[command(name = "lifeline", hide = true)]
+    Lifeline {
+        /// Be the watcher (otherwise: start it and exit).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Print what the sandbox enforces here (landlock, seccomp, network, files, signals).
     Probe {
         /// Internal: be the sandboxed child (the probe runs in a child process, as sessions
@@ -96,6 +105,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("coding-env sandbox-exec: {e}");
                 ExitCode::from(126)
+            }
+        },
+        Some(Cmd::Lifeline { watch }) => match coding_env::sandbox::lifeline(watch) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("coding-env lifeline: {e}");
+                ExitCode::FAILURE
             }
         },
         Some(Cmd::Probe { child: true }) => probe(),

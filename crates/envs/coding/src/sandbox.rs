@@ -45,6 +45,68 @@ pub(crate) struct SandboxSpec {
     pub(crate) protected_pids: Vec<i32>,
     /// Process groups the code must not signal (the worker's and the server's).
     pub(crate) protected_groups: Vec<i32>,
+    /// The `coding-env` binary, to start the lifeline watcher (see [`lifeline`]); `None`
+    /// for the probe.
+    #[serde(default)]
+    pub(crate) lifeline: Option<PathBuf>,
+}
+
+/// Name of the hidden subcommand that runs [`lifeline`].
+pub const LIFELINE_SUBCOMMAND: &str = "lifeline";
+
+/// Start the lifeline watcher for this (new) process group: `coding-env lifeline` with our
+/// stdin (the request pipe), which starts `coding-env lifeline --watch` and exits at once,
+/// so the watcher is not a child of the interpreter (user code calling `os.wait()` must not
+/// find it) and stays in the session's process group (a timeout's `killpg` ends it too).
+fn start_lifeline(launcher: &Path) -> Result<(), SandboxError> {
+    let status = Command::new(launcher)
+        .arg(LIFELINE_SUBCOMMAND)
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|source| SandboxError::Sys {
+            what: "start lifeline",
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(SandboxError::Sys {
+            what: "start lifeline",
+            source: std::io::Error::other(status.to_string()),
+        })
+    }
+}
+
+/// `coding-env lifeline [--watch]`: without `--watch`, start the watcher and return;
+/// with it, wait until the request pipe on stdin hangs up (the session was dropped or the
+/// worker died, possibly while the code is busy), then kill the whole process group, so
+/// nothing a session started outlives it.
+pub fn lifeline(watch: bool) -> std::io::Result<()> {
+    if !watch {
+        let exe = std::env::current_exe()?;
+        Command::new(exe)
+            .args([LIFELINE_SUBCOMMAND, "--watch"])
+            .env_clear()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        return Ok(());
+    }
+    use rustix::event::{PollFd, PollFlags, poll};
+    let stdin = std::io::stdin();
+    loop {
+        // No events requested: only hang-up and errors are reported; nothing is read.
+        let mut fds = [PollFd::new(&stdin, PollFlags::empty())];
+        poll(&mut fds, None)?;
+        let revents = fds[0].revents();
+        if revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+            let group = rustix::process::getpgrp();
+            rustix::process::kill_process_group(group, rustix::process::Signal::KILL)?;
+            return Ok(());
+        }
+    }
 }
 
 /// Which protections actually took effect; printed by `sandbox-exec` on stderr (one line,
@@ -158,6 +220,9 @@ pub(crate) fn apply(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
     // New session: the process becomes leader of a new process group whose id is its pid;
     // descendants stay in it because seccomp forbids setsid/setpgid below.
     let pgid = rustix::process::setsid().map_err(sys("setsid"))?;
+    if let Some(launcher) = &spec.lifeline {
+        start_lifeline(launcher)?;
+    }
     let nice = spec.limits.nice.clamp(0, 19);
     rustix::process::setpriority_process(None, nice).map_err(sys("setpriority"))?;
 
@@ -529,6 +594,7 @@ pub fn probe(scratch: &Path) -> Result<ProbeReport, SandboxError> {
         run_as_if_root: (65534, 65534),
         protected_pids: parent.into_iter().collect(),
         protected_groups: Vec::new(),
+        lifeline: None,
     };
     let applied = apply(&spec)?;
     let inet_socket_blocked = match std::net::TcpStream::connect(("127.0.0.1", 9)) {

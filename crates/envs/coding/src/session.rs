@@ -230,9 +230,17 @@ impl Drop for PythonSession {
 
 /// Apply the output cap (again: the driver is not trusted) and the truncation marker.
 fn cap_output(bytes: &[u8], total: u64, cap: usize) -> (String, bool) {
-    let shown = &bytes[..bytes.len().min(cap)];
+    let mut shown = &bytes[..bytes.len().min(cap)];
     let total = total.max(bytes.len() as u64);
     let truncated = total > shown.len() as u64;
+    if truncated {
+        // Do not show half a character where the cut fell inside one.
+        if let Err(e) = std::str::from_utf8(shown) {
+            if e.error_len().is_none() {
+                shown = &shown[..e.valid_up_to()];
+            }
+        }
+    }
     let mut text = String::from_utf8_lossy(shown).into_owned();
     if truncated {
         text.push_str(&format!(

@@ -73,6 +73,8 @@ fn exceptions_discard_stdout_and_give_traceback() {
     let out = run(&mut s, "import sys\nsys.exit(3)");
     assert_eq!(out.exit_code, 3);
     assert_eq!(run(&mut s, "sys.exit()").exit_code, 0);
+    assert_eq!(run(&mut s, "sys.exit(2**80)").exit_code, 1);
+    assert_eq!(run(&mut s, "sys.exit('bye')").stderr, "bye\n");
     // The session survives all of it.
     assert_eq!(run(&mut s, "40 + 2").stdout, "42");
 }

@@ -264,6 +264,11 @@ fn output_flood_is_capped() {
         "{}",
         out.stderr.len()
     );
+    let out = s.step("print('x' + '\\u00e9' * 10_000)", None).unwrap();
+    assert!(
+        out.stdout_truncated && !out.stdout.contains('\u{fffd}'),
+        "cut inside a character"
+    );
     let out = s.step("'v' * 1_000_000", None).unwrap();
     assert!(out.stdout_truncated && out.stdout.len() < 10_200);
     // An endless flood from Python and from a subprocess: stopped by RLIMIT_FSIZE or the timeout.

@@ -131,3 +131,57 @@ fn worker_protocol_end_to_end() {
     let status = w.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// True once `pid` has exited (gone, or a zombie waiting to be reaped).
+fn exited(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn nothing_outlives_a_killed_worker() {
+    let (mut w, _) = Worker::start();
+    w.call(json!({"id": 1, "op": "open", "session": "s"}));
+    w.call(json!({"id": 2, "op": "open", "session": "busy"}));
+    let child = w.step(
+        3,
+        "import subprocess\nsubprocess.Popen(['sleep', '1000']).pid",
+    );
+    let child: i64 = child["observation"]["stdout"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let idle = w.step(4, "import os\nos.getpid()");
+    let idle: i64 = idle["observation"]["stdout"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let busy = w.call(json!({"id": 5, "op": "step", "session": "busy", "data": {"code": "import os, subprocess\np = subprocess.Popen(['sleep', '1000'])\n[os.getpid(), p.pid]"}}));
+    let pids: Vec<i64> =
+        serde_json::from_str(busy["ok"]["observation"]["stdout"].as_str().unwrap()).unwrap();
+    // Keep the busy session busy, then kill the worker without letting it clean up.
+    writeln!(
+        w.stdin,
+        "{}",
+        json!({"id": 6, "op": "step", "session": "busy", "data": {"code": "while True: pass"}})
+    )
+    .unwrap();
+    w.stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.child.kill().unwrap();
+    w.child.wait().unwrap();
+    let all = [child, idle, pids[0], pids[1]];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !all.iter().all(|p| exited(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for pid in all {
+        assert!(exited(pid), "process {pid} outlived the worker");
+    }
+}
