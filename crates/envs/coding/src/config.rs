@@ -133,6 +133,11 @@ pub struct SessionConfig {
     /// When the worker runs as root (only in development), the sandbox switches to this
     /// uid/gid, because root ignores `RLIMIT_NPROC`. Ignored when not root.
     pub root_fallback_ids: (u32, u32),
+    /// Run code even where landlock cannot be enforced at all, with only the seccomp and
+    /// rlimit protections (see the crate docs for what that loses). Off by default: the
+    /// sandbox then refuses to start, so a misconfigured host fails loudly instead of
+    /// quietly exposing the server's and other sessions' files.
+    pub allow_without_landlock: bool,
     /// Extra directories the code may read (e.g. a dataset). Everything else outside the
     /// scratch directory and the system/Python directories is unreadable under landlock.
     pub extra_read_dirs: Vec<PathBuf>,
@@ -150,6 +155,7 @@ impl SessionConfig {
             max_code_bytes: 1024 * 1024,
             limits: Limits::default(),
             root_fallback_ids: (65534, 65534),
+            allow_without_landlock: false,
             extra_read_dirs: Vec::new(),
         }
     }

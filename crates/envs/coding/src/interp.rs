@@ -143,6 +143,7 @@ impl Interpreter {
             run_as_if_root: config.root_fallback_ids,
             protected_pids,
             protected_groups,
+            allow_without_landlock: config.allow_without_landlock,
             lifeline: Some(config.launcher.clone()),
         };
         let spec_json = serde_json::to_string(&spec).map_err(|e| EngineError::Spawn {
@@ -284,7 +285,12 @@ impl Interpreter {
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(e)) => {
                     self.kill();
-                    return Err(Failure::Died(self.death_note(&e.to_string())));
+                    let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+                        "the process exited".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    return Err(Failure::Died(self.death_note(&why)));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.kill();

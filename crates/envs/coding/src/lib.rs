@@ -88,8 +88,11 @@
 //! become unreadable to the same uid), the sandbox environment is scrubbed, and seccomp
 //! blocks `ptrace`. What does *not* hold: a session that learns another's directory name
 //! (e.g. from a dumpable subprocess's `/proc/<pid>/cwd`) can read and write it, and it can
-//! signal other sessions' interpreters. Deployments should make sure `probe` reports
-//! `landlock: fully_enforced`; [`SandboxReport`] is logged for every interpreter.
+//! signal other sessions' interpreters. Because of that, the sandbox **refuses to start**
+//! when landlock cannot be enforced at all, unless the operator opts into this fallback
+//! ([`SessionConfig::allow_without_landlock`], `CODING_ENV_ALLOW_NO_LANDLOCK=1`).
+//! `coding-env probe` shows what a host enforces; [`SandboxReport`] is logged (debug) for
+//! every interpreter.
 //!
 //! Not contained by this crate: CPU share between sessions is only nice + `RLIMIT_CPU`
 //! (no cgroups without privileges), memory is bounded per process (`RLIMIT_AS`) times the

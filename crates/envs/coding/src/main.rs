@@ -67,6 +67,10 @@ struct Settings {
     /// Largest file a session may write, in bytes (RLIMIT_FSIZE).
     #[arg(long, env = "CODING_ENV_MAX_FILE_BYTES", default_value_t = 64 << 20)]
     max_file_bytes: u64,
+    /// Run code even where landlock is unavailable (seccomp-only fallback: other sessions'
+    /// and the server's files are then protected only by Unix permissions).
+    #[arg(long, env = "CODING_ENV_ALLOW_NO_LANDLOCK", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_no_landlock: bool,
     /// Where session scratch directories are created (default: a directory in $TMPDIR).
     #[arg(long, env = "CODING_ENV_SCRATCH_ROOT")]
     scratch_root: Option<PathBuf>,
@@ -332,6 +336,7 @@ fn build_config(settings: &Settings) -> Result<SessionConfig, coding_env::Engine
     config.limits.address_space_bytes = settings.memory_bytes;
     config.limits.max_processes = settings.max_processes;
     config.limits.max_file_size_bytes = settings.max_file_bytes;
+    config.allow_without_landlock = settings.allow_no_landlock;
     if let Some(root) = &settings.scratch_root {
         config.scratch_root = root.clone();
     }

@@ -45,6 +45,9 @@ pub(crate) struct SandboxSpec {
     pub(crate) protected_pids: Vec<i32>,
     /// Process groups the code must not signal (the worker's and the server's).
     pub(crate) protected_groups: Vec<i32>,
+    /// Run even if landlock cannot be enforced at all (seccomp-only fallback).
+    #[serde(default)]
+    pub(crate) allow_without_landlock: bool,
     /// The `coding-env` binary, to start the lifeline watcher (see [`lifeline`]); `None`
     /// for the probe.
     #[serde(default)]
@@ -170,6 +173,14 @@ pub enum SandboxError {
     /// Landlock rejected the ruleset (not: landlock is unsupported, which is best effort).
     #[error("landlock: {0}")]
     Landlock(#[from] landlock::RulesetError),
+    /// Landlock is not available here and the configuration does not allow running
+    /// without it (see [`crate::SessionConfig::allow_without_landlock`]).
+    #[error(
+        "landlock is not available (kernel without landlock, or a seccomp profile that blocks \
+         its syscalls); refusing to run code with only the seccomp fallback. Set \
+         CODING_ENV_ALLOW_NO_LANDLOCK=1 to accept the weaker isolation"
+    )]
+    LandlockUnavailable,
     /// seccompiler rejected the filter.
     #[error("seccomp: {0}")]
     Seccomp(String),
@@ -282,6 +293,9 @@ pub(crate) fn apply(spec: &SandboxSpec) -> Result<SandboxReport, SandboxError> {
 
     rustix::thread::set_no_new_privs(true).map_err(sys("no_new_privs"))?;
     let (landlock, landlock_abi) = apply_landlock(spec)?;
+    if landlock == "not_enforced" && !spec.allow_without_landlock {
+        return Err(SandboxError::LandlockUnavailable);
+    }
     let filters = seccomp_filters(spec)?;
     for filter in &filters {
         seccompiler::apply_filter(filter).map_err(|e| SandboxError::Seccomp(e.to_string()))?;
@@ -594,6 +608,7 @@ pub fn probe(scratch: &Path) -> Result<ProbeReport, SandboxError> {
         run_as_if_root: (65534, 65534),
         protected_pids: parent.into_iter().collect(),
         protected_groups: Vec::new(),
+        allow_without_landlock: true,
         lifeline: None,
     };
     let applied = apply(&spec)?;

@@ -26,6 +26,7 @@ pub(crate) fn config_with(f: impl FnOnce(&mut SessionConfig)) -> Arc<SessionConf
     let mut c = SessionConfig::new(PathBuf::from(env!("CARGO_BIN_EXE_coding-env")), python());
     c.scratch_root = std::env::temp_dir().join(format!("coding-env-test-{}", std::process::id()));
     c.limits.address_space_bytes = 1 << 30;
+    c.allow_without_landlock = std::env::var_os("CODING_ENV_ALLOW_NO_LANDLOCK").is_some();
     f(&mut c);
     Arc::new(c)
 }
