@@ -150,7 +150,7 @@ impl Interpreter {
             detail: e.to_string(),
         })?;
         let mut child = Command::new(&config.launcher)
-            .arg("sandbox-exec")
+            .arg(crate::SANDBOX_EXEC_SUBCOMMAND)
             .arg(spec_json)
             .env_clear()
             .current_dir(scratch)

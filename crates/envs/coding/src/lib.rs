@@ -48,11 +48,15 @@
 //! `pre_exec` needs `unsafe`) applies, in order:
 //!
 //! 1. `setsid`: own session and process group, so a timeout kills the whole tree with one
-//!    `killpg(SIGKILL)`; seccomp below forbids leaving the group.
+//!    `killpg(SIGKILL)`; seccomp below forbids leaving the group. A small watcher
+//!    (`coding-env lifeline`, double-forked so it is not the interpreter's child) joins the
+//!    group and kills it when the session's request pipe hangs up, so nothing a session
+//!    started outlives a crashed or killed worker.
 //! 2. nice 10, and rlimits: CPU seconds, address space, processes, file size, open files,
 //!    no core. `RLIMIT_NPROC` counts the whole uid's tasks, so its soft limit is set to
 //!    "the uid's tasks outside this session + the session's budget" and re-based by the
-//!    worker (`prlimit`) before each step; the code cannot change rlimits (seccomp).
+//!    worker (`prlimit`) before each step and every 250 ms during it (a `/proc` scan,
+//!    1-2 ms per step with 100 processes); the code cannot change rlimits (seccomp).
 //! 3. If started as root (development only), switch to uid/gid 65534, because root ignores
 //!    `RLIMIT_NPROC` and file permissions. The image runs unprivileged; root is never needed.
 //! 4. `PR_SET_NO_NEW_PRIVS`.
@@ -94,9 +98,45 @@
 //! `coding-env probe` shows what a host enforces; [`SandboxReport`] is logged (debug) for
 //! every interpreter.
 //!
-//! Not contained by this crate: CPU share between sessions is only nice + `RLIMIT_CPU`
-//! (no cgroups without privileges), memory is bounded per process (`RLIMIT_AS`) times the
-//! process limit, and `/dev/shm` is not available (so `multiprocessing` locks fail).
+//! # Time limits and lost state
+//!
+//! Every step has a wall-clock limit (default 30 s, [`SessionConfig::step_timeout`], or
+//! shorter per step). When it passes, the worker kills the interpreter's whole process
+//! group and the step returns `exit_code` 1, `timed_out`, `state_lost` and an explanation
+//! in `stderr`. **The session's variables, imports and background processes are lost**;
+//! the next step starts a fresh interpreter in the same scratch directory (files remain).
+//! The same happens when the interpreter dies (CPU rlimit, `os._exit`, a crash). Unlike
+//! the reference, which only reports its 30 s timeout after the code finishes, the kill is
+//! immediate, also for code stuck in C.
+//!
+//! # Probed on the development host (kernel 6.18, 2026-12-03)
+//!
+//! * Host, worker as root: landlock ABI 7, fully enforced; seccomp installed; the
+//!   sandbox runs as uid 65534. All tests in `tests/` pass (see their docs).
+//! * Docker 20.10 with its default seccomp profile, a `FROM scratch` image with the static
+//!   binary and Debian's Python 3.11, `USER 65532`: `coding-env probe` reports landlock
+//!   ABI 7 fully enforced, seccomp installed, INET sockets, reading `/`, writing `/tmp` and
+//!   signalling the parent all denied. The same with `--read-only --cap-drop ALL
+//!   --security-opt no-new-privileges`. The worker protocol works end to end there.
+//! * Docker with a seccomp profile that denies the landlock syscalls: landlock not
+//!   enforced; the sandbox refuses to start unless `CODING_ENV_ALLOW_NO_LANDLOCK=1`, and
+//!   with it network and signals to the worker stay blocked (seccomp) while `/` is
+//!   readable (the documented fallback).
+//!
+//! # Not contained
+//!
+//! * CPU share between sessions is only nice 10 + `RLIMIT_CPU` (no cgroups without
+//!   privileges): N busy sessions share the cores like N processes.
+//! * Memory is bounded per process (`RLIMIT_AS`) times the process budget, not per session;
+//!   the per-step output memfds live in RAM outside `RLIMIT_AS` (up to `RLIMIT_FSIZE` each).
+//! * The process budget is relative to a census; between re-basings, other sessions'
+//!   growth eats into it (a spawn may fail early), and leftover zombies count until reaped.
+//! * With landlock ABI < 6 (kernel < 6.12) signals and abstract unix sockets are not
+//!   scoped: sessions can signal each other's processes (not the worker: seccomp).
+//! * `/dev/shm` and `/proc` are not available (so `multiprocessing` locks and `psutil`
+//!   fail); UDP is stopped by seccomp only (landlock ABI 6 has no UDP rules).
+//! * Code can write to its driver's control descriptor and so forge its own observation,
+//!   but never its reward (computed outside the interpreter) or another session's.
 //!
 //! # Rewards
 //!
