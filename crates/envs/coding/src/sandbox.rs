@@ -87,6 +87,9 @@ fn start_lifeline(launcher: &Path) -> Result<(), SandboxError> {
 /// worker died, possibly while the code is busy), then kill the whole process group, so
 /// nothing a session started outlives it.
 pub fn lifeline(watch: bool) -> std::io::Result<()> {
+    // The watcher is not sandboxed (it must outlive nothing and kill the group), so make
+    // it untouchable for the code running as the same uid: no ptrace, no /proc/<pid>/mem.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
     if !watch {
         let exe = std::env::current_exe()?;
         Command::new(exe)
