@@ -232,8 +232,9 @@ impl Environment for CodingEnv {
         let default = self.shared.config.step_timeout;
         let timeout = ctx
             .timeout_s
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .map_or(default, |t| Duration::from_secs_f64(t).min(default));
+            .filter(|t| *t > 0.0)
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .map_or(default, |t| t.min(default));
         let parses = self.shared.checker.parses(&code).map_err(execution)?;
         let out = self
             .session()?

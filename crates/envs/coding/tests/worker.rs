@@ -109,6 +109,12 @@ fn worker_protocol_end_to_end() {
             .contains("time limit")
     );
 
+    // Absurd timeouts fall back to the configured limit instead of failing.
+    for (id, t) in [(20, json!(1e300)), (21, json!(-1)), (22, json!(0))] {
+        let r = w.call(json!({"id": id, "op": "step", "session": "s", "data": {"code": "'ok'"}, "timeout_s": t}));
+        assert_eq!(r["ok"]["observation"]["stdout"], "\"ok\"", "{r}");
+    }
+
     // Reset gives a fresh namespace.
     w.call(json!({"id": 11, "op": "reset", "session": "s", "data": {}}));
     let r = w.step(12, "x");
