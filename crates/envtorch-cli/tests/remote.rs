@@ -239,4 +239,16 @@ fn container_cli_run_with_a_session() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not found locally"), "{stderr}");
+
+    // DOCKER_HOST is honoured: pointing it nowhere gives an unreachable-daemon error.
+    let out = Command::new(ENVTORCH)
+        .args(["run", envtorch_docker::test_images::ECHO_TAG])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
 }
