@@ -117,7 +117,8 @@
 //!   binary and Debian's Python 3.11, `USER 65532`: `coding-env probe` reports landlock
 //!   ABI 7 fully enforced, seccomp installed, INET sockets, reading `/`, writing `/tmp` and
 //!   signalling the parent all denied. The same with `--read-only --cap-drop ALL
-//!   --security-opt no-new-privileges`. The worker protocol works end to end there.
+//!   --security-opt no-new-privileges`. The worker protocol works end to end there, with
+//!   Python 3.11 and with Python 3.13.
 //! * Docker with a seccomp profile that denies the landlock syscalls: landlock not
 //!   enforced; the sandbox refuses to start unless `CODING_ENV_ALLOW_NO_LANDLOCK=1`, and
 //!   with it network and signals to the worker stay blocked (seccomp) while `/` is
