@@ -173,6 +173,7 @@ impl DockerProvider {
         // From here on the guard owns the container: every early return removes it.
         let mut container = Container {
             docker: self.docker.clone(),
+            host: self.host.clone(),
             id: created.id,
             name,
             image: image.to_owned(),
@@ -247,6 +248,8 @@ impl DockerProvider {
 #[derive(Debug)]
 pub struct Container {
     docker: Docker,
+    /// The daemon address, so the destructor can open its own connection.
+    host: String,
     id: String,
     name: String,
     image: String,
@@ -436,23 +439,32 @@ impl Drop for Container {
         if self.removed {
             return;
         }
-        let docker = self.docker.clone();
+        let host = self.host.clone();
         let id = self.id.clone();
         let name = self.name.clone();
-        // A destructor cannot await, and the caller's runtime may be shutting down (end of a
-        // test, a panic): do the removal on a thread of our own and wait for it.
-        let worker =
-            std::thread::spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(remove_forcibly(&docker, &id)),
+        // A destructor cannot await, and the caller's runtime may be blocked by this very
+        // destructor or shutting down (end of a test, a panic): remove the container from a
+        // thread with its own runtime and its own daemon connection (the caller's pooled
+        // connections are driven by the caller's runtime), and wait for it.
+        let worker = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let removal = async {
+                match DockerProvider::connect_to(&host).await {
+                    Ok(provider) => remove_forcibly(&provider.docker, &id).await,
                     Err(e) => {
                         tracing::error!(container = %name, "cannot remove the container: {e}");
                     }
                 }
-            });
+            };
+            match runtime {
+                Ok(rt) => rt.block_on(removal),
+                Err(e) => {
+                    tracing::error!(container = %name, "cannot remove the container: {e}");
+                }
+            }
+        });
         let _ = worker.join();
     }
 }

@@ -191,15 +191,20 @@ pub struct BuildInputs {
 
 impl BuildInputs {
     /// The defaults for a checkout at `repo_root`: `nix/image-layout.json`;
-    /// `$ENVTORCH_STATIC_DIR` or `target/x86_64-unknown-linux-gnu/release` (what
+    /// `$ENVTORCH_STATIC_DIR` or `target/<arch>-unknown-linux-gnu/release` (what
     /// `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target
-    /// x86_64-unknown-linux-gnu` produces); `$ENVTORCH_TEST_PYTHON_PREFIX` or the
+    /// <arch>-unknown-linux-gnu` produces); `$ENVTORCH_TEST_PYTHON_PREFIX` or the
     /// `sys.base_prefix` of `python3`; the system CA bundle.
     pub fn from_repo(repo_root: &Path) -> Result<Self, DockerError> {
         let layout = Layout::load(&repo_root.join("nix/image-layout.json"))?;
         let bin_dir = std::env::var_os("ENVTORCH_STATIC_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root.join("target/x86_64-unknown-linux-gnu/release"));
+            .unwrap_or_else(|| {
+                repo_root.join(format!(
+                    "target/{}-unknown-linux-gnu/release",
+                    std::env::consts::ARCH
+                ))
+            });
         let python_prefix = match std::env::var_os("ENVTORCH_TEST_PYTHON_PREFIX") {
             Some(p) => PathBuf::from(p),
             None => host_python_prefix()?,
@@ -226,8 +231,9 @@ impl BuildInputs {
         let bytes = std::fs::read(&path).map_err(|e| DockerError::Build {
             image: image.into(),
             message: format!(
-                "{}: {e}; build the static binaries first: RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p envtorch-server -p echo-env -p coding-env",
-                path.display()
+                "{}: {e}; build the static binaries first: scripts/build-test-images.sh (or RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target {}-unknown-linux-gnu -p envtorch-server -p echo-env -p coding-env)",
+                path.display(),
+                std::env::consts::ARCH
             ),
         })?;
         if !is_static_elf(&bytes) {
