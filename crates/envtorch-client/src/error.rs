@@ -140,7 +140,8 @@ pub enum ClientError {
     /// lost connection).
     #[error("the session is closed")]
     SessionClosed,
-    /// The server sent something that is not an OpenEnv reply.
+    /// The server sent something that is not an OpenEnv reply (the session is then closed:
+    /// replies are matched to requests by order only, so it cannot be trusted to stay in step).
     #[error("protocol error: {0}")]
     Protocol(String),
     /// A reply did not match the requested Rust type.

@@ -297,6 +297,8 @@ impl Session {
 
     fn interpret(&mut self, kind: &str, frame: Value) -> Result<Value, ClientError> {
         let Value::Object(mut frame) = frame else {
+            // A server that answers out of protocol cannot be trusted to stay in step.
+            self.ws = None;
             return Err(ClientError::Protocol(format!(
                 "a reply is not a JSON object: {frame}"
             )));
@@ -319,6 +321,7 @@ impl Session {
             other => other,
         };
         if reply_type != expected {
+            self.ws = None;
             return Err(ClientError::Protocol(format!(
                 "expected a {expected:?} reply to {kind}, got {reply_type:?}"
             )));
