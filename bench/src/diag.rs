@@ -99,25 +99,23 @@ pub(crate) async fn worker_direct(
         m += depth as u64;
     }
     let pipelined_rate = m as f64 / t1.elapsed().as_secs_f64();
-    // Sessions: open many, then RSS.
-    let opens: Vec<u8> = (1..=sessions)
-        .flat_map(|i| send(Op::Open, &format!("bench-{i}"), None))
-        .collect();
-    stdin.write_all(&opens).await?;
-    for _ in 0..sessions {
-        line.clear();
-        stdout.read_line(&mut line).await?;
-    }
-    let resets: Vec<u8> = (1..=sessions)
-        .flat_map(|i| {
-            let empty = RawValue::from_string("{}".to_owned()).ok();
-            send(Op::Reset, &format!("bench-{i}"), empty.as_deref())
-        })
-        .collect();
-    stdin.write_all(&resets).await?;
-    for _ in 0..sessions {
-        line.clear();
-        stdout.read_line(&mut line).await?;
+    // Sessions: open many and reset each, in chunks (so neither pipe fills up), then RSS.
+    let empty = RawValue::from_string("{}".to_owned())?;
+    let mut i = 1;
+    while i <= sessions {
+        let chunk: Vec<usize> = (i..=sessions.min(i + 255)).collect();
+        let mut lines: Vec<u8> = Vec::new();
+        for &k in &chunk {
+            let sid = format!("bench-{k}");
+            lines.extend(send(Op::Open, &sid, None));
+            lines.extend(send(Op::Reset, &sid, Some(&empty)));
+        }
+        stdin.write_all(&lines).await?;
+        for _ in 0..chunk.len() * 2 {
+            line.clear();
+            stdout.read_line(&mut line).await?;
+        }
+        i += chunk.len();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_with_sessions_kib = crate::sys::rss_kib(pid).unwrap_or(0);
@@ -135,5 +133,61 @@ pub(crate) async fn worker_direct(
         sessions,
         worker_kib_per_session: rss_with_sessions_kib.saturating_sub(rss_fresh_kib) as f64
             / sessions.max(1) as f64,
+    })
+}
+
+/// Where the time of one session churn cycle goes (medians over `n` cycles, microseconds).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ChurnBreakdown {
+    pub(crate) cycles: usize,
+    pub(crate) tcp_connect_us: u64,
+    pub(crate) ws_handshake_us: u64,
+    pub(crate) first_reset_us: u64,
+    pub(crate) second_reset_us: u64,
+    pub(crate) close_until_server_closed_us: u64,
+    pub(crate) total_us: u64,
+}
+
+pub(crate) async fn churn_breakdown(port: u16, n: usize) -> anyhow::Result<ChurnBreakdown> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut parts: [Vec<u64>; 6] = Default::default();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        tcp.set_nodelay(true)?;
+        let t1 = Instant::now();
+        let request = format!("ws://127.0.0.1:{port}/ws").into_client_request()?;
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
+        let t2 = Instant::now();
+        crate::ws::call(&mut ws, crate::ws::RESET_FRAME).await?;
+        let t3 = Instant::now();
+        crate::ws::call(&mut ws, crate::ws::RESET_FRAME).await?;
+        let t4 = Instant::now();
+        ws.send(Message::text(r#"{"type":"close"}"#)).await?;
+        while let Some(Ok(_)) = ws.next().await {}
+        let t5 = Instant::now();
+        for (i, (a, b)) in [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t0, t5)]
+            .into_iter()
+            .enumerate()
+        {
+            parts[i].push((b - a).as_micros() as u64);
+        }
+    }
+    let med = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    let [a, b, c, d, e, f] = &mut parts;
+    Ok(ChurnBreakdown {
+        cycles: n,
+        tcp_connect_us: med(a),
+        ws_handshake_us: med(b),
+        first_reset_us: med(c),
+        second_reset_us: med(d),
+        close_until_server_closed_us: med(e),
+        total_us: med(f),
     })
 }

@@ -30,6 +30,13 @@ enum Phase {
     Stop,
 }
 
+/// Sessions the server dropped while they were held, and why the first one went.
+#[derive(Default)]
+struct Losses {
+    count: u64,
+    first: Option<String>,
+}
+
 struct WindowStats {
     hist: Histogram<u64>,
     ops: u64,
@@ -71,6 +78,15 @@ pub(crate) struct Level {
     pub(crate) step_max_us: Option<u64>,
     pub(crate) step_first_error: Option<String>,
     pub(crate) under_slo: Option<bool>,
+    /// Held sessions the server dropped so far (not counting the step failures), and why
+    /// the first one was dropped.
+    pub(crate) dropped_so_far: u64,
+    pub(crate) first_drop: Option<String>,
+    /// CPU used during the stepping window, as a fraction of one core: server main
+    /// process, its descendants (workers), load generator.
+    pub(crate) cpu_cores_server_main: Option<f64>,
+    pub(crate) cpu_cores_server_children: Option<f64>,
+    pub(crate) cpu_cores_generator: Option<f64>,
 }
 
 /// The whole ramp.
@@ -100,6 +116,7 @@ pub(crate) async fn ramp(server: &Running, cfg: &RampConfig) -> anyhow::Result<R
         first_error: None,
     }));
     let alive = Arc::new(AtomicUsize::new(0));
+    let losses = Arc::new(Mutex::new(Losses::default()));
     let mut tasks = Vec::new();
     let mut levels = Vec::new();
     let mut stepping = true;
@@ -129,12 +146,17 @@ pub(crate) async fn ramp(server: &Running, cfg: &RampConfig) -> anyhow::Result<R
                 cfg.step_interval,
                 Arc::clone(&stats),
                 Arc::clone(&alive),
+                Arc::clone(&losses),
                 tasks.len() as u64,
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let held = alive.load(Ordering::Relaxed);
         let rss = tree_rss(server.pid);
+        let (dropped_so_far, first_drop) = losses
+            .lock()
+            .map(|l| (l.count, l.first.clone()))
+            .unwrap_or_default();
         let mut level = Level {
             target,
             held,
@@ -156,6 +178,11 @@ pub(crate) async fn ramp(server: &Running, cfg: &RampConfig) -> anyhow::Result<R
             step_max_us: None,
             step_first_error: None,
             under_slo: None,
+            dropped_so_far,
+            first_drop,
+            cpu_cores_server_main: None,
+            cpu_cores_server_children: None,
+            cpu_cores_generator: None,
         };
         if stepping && held > 0 {
             if let Ok(mut s) = stats.lock() {
@@ -174,6 +201,20 @@ pub(crate) async fn ramp(server: &Running, cfg: &RampConfig) -> anyhow::Result<R
                 measure_from,
                 end,
             });
+            tokio::time::sleep_until(measure_from.into()).await;
+            let cpu0 = (
+                crate::sys::tree_cpu_ticks(server.pid),
+                crate::sys::cpu_ticks(std::process::id()).unwrap_or(0),
+            );
+            tokio::time::sleep_until(end.into()).await;
+            let cpu1 = (
+                crate::sys::tree_cpu_ticks(server.pid),
+                crate::sys::cpu_ticks(std::process::id()).unwrap_or(0),
+            );
+            let secs = cfg.measure.as_secs_f64().max(1e-3) * 100.0;
+            level.cpu_cores_server_main = Some(cpu1.0.0.saturating_sub(cpu0.0.0) as f64 / secs);
+            level.cpu_cores_server_children = Some(cpu1.0.1.saturating_sub(cpu0.0.1) as f64 / secs);
+            level.cpu_cores_generator = Some(cpu1.1.saturating_sub(cpu0.1) as f64 / secs);
             // The last steps of the window may still be in flight: give them a bounded tail.
             tokio::time::sleep_until((end + Duration::from_millis(300)).into()).await;
             let _ = tx.send(Phase::Idle);
@@ -245,8 +286,16 @@ async fn hold(
     interval: Duration,
     stats: Arc<Mutex<WindowStats>>,
     alive: Arc<AtomicUsize>,
+    losses: Arc<Mutex<Losses>>,
     index: u64,
 ) {
+    let lost = |why: String| {
+        alive.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut l) = losses.lock() {
+            l.count += 1;
+            l.first.get_or_insert(why);
+        }
+    };
     let mut done_window = 0u64;
     // Spread the sessions' steps evenly over the interval (a fixed, deterministic offset).
     let offset = Duration::from_nanos(
@@ -309,9 +358,17 @@ async fn hold(
                         }
                     }
                     msg = ws.next() => match msg {
+                        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                            lost(format!("closed by the server while idle: {frame:?}"));
+                            return;
+                        }
                         Some(Ok(_)) => {}
-                        _ => {
-                            alive.fetch_sub(1, Ordering::Relaxed);
+                        Some(Err(e)) => {
+                            lost(format!("socket error while idle: {e}"));
+                            return;
+                        }
+                        None => {
+                            lost("connection ended while idle".to_owned());
                             return;
                         }
                     }

@@ -58,6 +58,9 @@ pub(crate) struct Cli {
         value_delimiter = ','
     )]
     pub(crate) phases: Vec<String>,
+    /// Only these throughput scenarios (ids as in latest.json, e.g. ws_seq,http_step_1).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) scenarios: Option<Vec<String>>,
     /// Measured runs per scenario and server.
     #[arg(long)]
     pub(crate) runs: Option<usize>,
@@ -129,6 +132,7 @@ pub(crate) struct Settings {
     pub(crate) workers: Option<usize>,
     pub(crate) kinds: Vec<Kind>,
     pub(crate) phases: Vec<String>,
+    pub(crate) scenarios: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -158,7 +162,7 @@ impl Settings {
             cold_starts: cli.cold_starts.unwrap_or(if smoke { 1 } else { 10 }),
             held_levels: pick(
                 &cli.held_levels,
-                &[100, 500, 1000, 2000, 5000, 10_000],
+                &[10, 100, 500, 1000, 2000, 5000, 10_000],
                 &[100],
             ),
             memory_levels: pick(&cli.memory_levels, &[100, 1000, 10_000], &[100]),
@@ -169,6 +173,7 @@ impl Settings {
             workers: cli.workers,
             kinds,
             phases: cli.phases.clone(),
+            scenarios: cli.scenarios.clone(),
         }
     }
 

@@ -74,6 +74,9 @@ fn plans(s: &Settings) -> Vec<Plan> {
             clients: n,
         });
     }
+    if let Some(only) = &s.scenarios {
+        p.retain(|x| only.iter().any(|o| o == &x.id));
+    }
     p
 }
 
@@ -401,7 +404,18 @@ pub(crate) async fn run(mut cli: Cli) -> anyhow::Result<()> {
         let direct = crate::diag::worker_direct(&cli.echo_bin, dur, sessions)
             .await
             .map_err(|e| format!("{e:#}"));
-        diagnostics = serde_json::json!({ "worker_direct": direct });
+        let breakdown = match start(Kind::Ours, &spec, "diag-churn").await {
+            Ok(s) => {
+                let n = if settings.mode == "smoke" { 20 } else { 500 };
+                let b = crate::diag::churn_breakdown(s.port, n)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                s.stop(Duration::from_secs(5)).await;
+                b
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        diagnostics = serde_json::json!({ "worker_direct": direct, "churn_breakdown": breakdown });
         log(&format!("  {diagnostics}"));
         // The HTTP stack alone (no worker hop): GET /health, both servers.
         let health: Vec<Plan> = [1usize, 64]
@@ -446,6 +460,7 @@ pub(crate) async fn run(mut cli: Cli) -> anyhow::Result<()> {
         started,
         finished: now_utc(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        revision: revision(),
         machine,
         settings,
         notes,
@@ -541,6 +556,26 @@ fn smoke_problems(doc: &Document) -> Vec<String> {
         p.push(format!("worker diagnostics: {e}"));
     }
     p
+}
+
+/// The commit measured, and whether the server's sources had uncommitted changes.
+fn revision() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = run(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = run(&["status", "--porcelain", "--", "crates", "Cargo.lock"])
+        .is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    }
 }
 
 fn standard_notes() -> Vec<String> {

@@ -98,6 +98,8 @@ pub(crate) struct Document {
     pub(crate) started: String,
     pub(crate) finished: String,
     pub(crate) command: String,
+    /// `git describe` of the tree measured ("-dirty": uncommitted changes under crates/).
+    pub(crate) revision: String,
     pub(crate) machine: Machine,
     pub(crate) settings: Settings,
     pub(crate) notes: Vec<String>,
@@ -172,11 +174,12 @@ impl Document {
         let _ = writeln!(md, "# envtorch vs the Python reference: echo environment\n");
         let _ = writeln!(
             md,
-            "- Date: {} to {} ({} mode)\n- Command: `{}`\n- Machine: {} cores ({}), {:.0} GiB RAM, Linux {}; load average (1/5/15 min) {} at start, {} at end; RLIMIT_NOFILE {}\n- envtorch: `envtorch-server --env echo-env` (release), ENVTORCH_WORKERS={}; reference: `openenv-core==0.3.0` echo app (`tests/compat/reference/echo_app.py`) under uvicorn, one process, `--no-access-log --log-level warning`; both with MAX_CONCURRENT_ENVS={}\n- Load: one load generator process, one thread (tokio current-thread), on the same {} cores as the server: the generator's CPU competes with the server's. {} measured runs per scenario and server, interleaved (envtorch, reference, envtorch, …), {:.1} s warm-up + {:.1} s measured each; cells are median (min–max) over the runs.\n- Action: `{}` (the same on /ws and HTTP).\n",
+            "- Date: {} to {} ({} mode)\n- Command: `{}` (revision {})\n- Machine: {} cores ({}), {:.0} GiB RAM, Linux {}; load average (1/5/15 min) {} at start, {} at end; RLIMIT_NOFILE {}\n- envtorch: `envtorch-server --env echo-env` (release), ENVTORCH_WORKERS={}; reference: `openenv-core==0.3.0` echo app (`tests/compat/reference/echo_app.py`) under uvicorn, one process, `--no-access-log --log-level warning`; both with MAX_CONCURRENT_ENVS={}\n- Load: one load generator process, one thread (tokio current-thread), on the same {} cores as the server: the generator's CPU competes with the server's. {} measured runs per scenario and server, interleaved (envtorch, reference, envtorch, …), {:.1} s warm-up + {:.1} s measured each; cells are median (min–max) over the runs.\n- Action: `{}` (the same on /ws and HTTP).\n",
             self.started,
             self.finished,
             self.settings.mode,
             self.command,
+            self.revision,
             m.cores,
             m.cpu_model,
             m.mem_total_gib,
@@ -336,11 +339,11 @@ impl Document {
                     );
                     let _ = writeln!(
                         md,
-                        "| target | open | open time s | tree RSS MiB (processes) | KiB/session | steps/s | p50 ms | p99 ms | max ms | errors | p99 < objective |"
+                        "| target | open | open time s | tree RSS MiB (processes) | KiB/session | steps/s | p50 ms | p99 ms | max ms | errors | p99 < objective | CPU cores: server main / workers / generator |"
                     );
                     let _ = writeln!(
                         md,
-                        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+                        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
                     );
                     for l in &r.levels {
                         let o = |x: Option<u64>| {
@@ -348,7 +351,7 @@ impl Document {
                         };
                         let _ = writeln!(
                             md,
-                            "| {} | {} | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} | {} | {} | {} |",
+                            "| {} | {} | {:.1} | {:.1} ({}) | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
                             l.target,
                             l.held,
                             l.open_seconds,
@@ -362,6 +365,22 @@ impl Document {
                             l.step_errors.map_or("—".into(), |e| e.to_string()),
                             l.under_slo
                                 .map_or("not stepped", |b| if b { "yes" } else { "no" }),
+                            match (
+                                l.cpu_cores_server_main,
+                                l.cpu_cores_server_children,
+                                l.cpu_cores_generator,
+                            ) {
+                                (Some(a), Some(b), Some(c)) => format!("{a:.2} / {b:.2} / {c:.2}"),
+                                _ => "—".into(),
+                            },
+                        );
+                    }
+                    if let Some(l) = r.levels.iter().rev().find(|l| l.dropped_so_far > 0) {
+                        let _ = writeln!(
+                            md,
+                            "{} held sessions were dropped by the server; the first: {}\n",
+                            l.dropped_so_far,
+                            l.first_drop.clone().unwrap_or_default()
                         );
                     }
                     let _ = writeln!(md);
