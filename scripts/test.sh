@@ -21,6 +21,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build binaries and examples used by the tests"
 cargo build --workspace --bins --examples --locked
 
+step "static binaries for the container test images (glibc, +crt-static)"
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
+    --target "$(uname -m)-unknown-linux-gnu" -p envtorch-server -p echo-env -p coding-env
+
 step "cargo test (workspace)"
 cargo test --workspace --locked
 

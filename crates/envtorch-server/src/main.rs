@@ -67,6 +67,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: ServeConfig) -> ExitCode {
+    // Environment code runs as the same user in some deployments: a non-dumpable server
+    // cannot be ptraced by it, nor its /proc/<pid>/environ and memory read.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
