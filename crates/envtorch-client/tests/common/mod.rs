@@ -90,13 +90,24 @@ pub async fn envtorch_echo(extra_env: &[(&str, &str)]) -> ServerProcess {
 
 /// The Python reference echo server (`tests/compat/reference/echo_app.py`) from the venv
 /// `.venv/<venv>`, e.g. `openenv-0.10.0` or `openenv-core-0.3.0`.
-pub async fn reference_echo(venv: &str, extra_env: &[(&str, &str)]) -> ServerProcess {
+///
+/// A missing venv fails the test, unless `ENVTORCH_SKIP_REFERENCE=1` (for builds without
+/// network access to create it, such as the Nix sandbox): then `None`.
+pub async fn reference_echo(venv: &str, extra_env: &[(&str, &str)]) -> Option<ServerProcess> {
     let python = repo_root().join(".venv").join(venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-python.sh",
-        python.display()
-    );
+    if !python.exists() {
+        if std::env::var("ENVTORCH_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
+            eprintln!(
+                "{} is missing; skipped (ENVTORCH_SKIP_REFERENCE=1)",
+                python.display()
+            );
+            return None;
+        }
+        panic!(
+            "{} is missing: run scripts/setup-python.sh (or set ENVTORCH_SKIP_REFERENCE=1)",
+            python.display()
+        );
+    }
     let port = free_port();
     let mut cmd = Command::new(python);
     cmd.args([
@@ -118,7 +129,7 @@ pub async fn reference_echo(venv: &str, extra_env: &[(&str, &str)]) -> ServerPro
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    start(cmd, port, Duration::from_secs(90)).await
+    Some(start(cmd, port, Duration::from_secs(90)).await)
 }
 
 async fn start(mut cmd: Command, port: u16, within: Duration) -> ServerProcess {
