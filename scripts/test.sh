@@ -25,6 +25,9 @@ step "static binaries for the container test images (glibc, +crt-static)"
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked \
     --target "$(uname -m)-unknown-linux-gnu" -p envtorch-server -p echo-env -p coding-env
 
+step "Python venvs (official clients and reference servers, used by client and compat tests)"
+bash scripts/setup-python.sh
+
 step "cargo test (workspace)"
 cargo test --workspace --locked
 

@@ -18,9 +18,10 @@ pub enum Mode {
 /// How to serve one environment.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// The environment binary to run as worker processes.
+    /// The environment binary to run as worker processes (required to serve; optional in
+    /// the type so that `health` parses even where the serve variables are set).
     #[arg(long = "env", env = "ENVTORCH_ENV", value_name = "PATH")]
-    pub env: PathBuf,
+    pub env: Option<PathBuf>,
 
     /// Arguments passed to the environment binary.
     #[arg(long = "env-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -85,7 +86,7 @@ impl ServeConfig {
     /// A configuration with defaults for `env` (used by tests and embedders).
     pub fn for_env(env: impl Into<PathBuf>) -> Self {
         Self {
-            env: env.into(),
+            env: Some(env.into()),
             env_args: Vec::new(),
             host: "127.0.0.1".into(),
             port: 0,

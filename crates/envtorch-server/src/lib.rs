@@ -37,6 +37,9 @@ use worker::{WorkerPool, WorkerSpec};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// No environment binary was given.
+    #[error("no environment given; pass --env PATH or set ENVTORCH_ENV")]
+    NoEnvironment,
     /// The environment binary failed to start or to complete the handshake.
     #[error(transparent)]
     Worker(#[from] worker::process::SpawnError),
@@ -60,9 +63,10 @@ pub struct Server {
 impl Server {
     /// Starts the workers and binds the listener.
     pub async fn start(config: &ServeConfig) -> Result<Self, StartError> {
+        let program = config.env.clone().ok_or(StartError::NoEnvironment)?;
         let shutdown = CancellationToken::new();
         let spec = WorkerSpec {
-            program: config.env.clone(),
+            program,
             args: config.env_args.clone(),
             handshake_timeout: Duration::from_secs(30),
             request_timeout: ServeConfig::seconds(config.worker_timeout)

@@ -20,7 +20,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: Option<ServeConfig>,
+    serve: ServeConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,15 +54,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        None => match cli.serve {
-            Some(config) => serve(config),
-            None => {
-                eprintln!(
-                    "envtorch-server: no environment given; pass --env PATH or set ENVTORCH_ENV"
-                );
-                ExitCode::from(2)
-            }
-        },
+        None if cli.serve.env.is_none() => {
+            eprintln!("envtorch-server: no environment given; pass --env PATH or set ENVTORCH_ENV");
+            ExitCode::from(2)
+        }
+        None => serve(cli.serve),
     }
 }
 

@@ -355,6 +355,9 @@ async fn health_subcommand_exits_0_or_1() {
     let server = TestServer::echo().await;
     let bin = env!("CARGO_BIN_EXE_envtorch-server");
     let ok = tokio::process::Command::new(bin)
+        // The images set the serve variables; health must parse with them present.
+        .env("PORT", "8000")
+        .env("HOST", "0.0.0.0")
         .args(["health", "--url", &format!("http://{}", server.addr)])
         .status()
         .await
@@ -366,6 +369,9 @@ async fn health_subcommand_exits_0_or_1() {
         .unwrap()
         .port();
     let down = tokio::process::Command::new(bin)
+        // The images set the serve variables; health must parse with them present.
+        .env("PORT", "8000")
+        .env("HOST", "0.0.0.0")
         .args(["health", "--url", &format!("http://127.0.0.1:{port}")])
         .status()
         .await
