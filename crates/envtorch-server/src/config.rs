@@ -15,6 +15,17 @@ pub enum Mode {
     Production,
 }
 
+/// How sessions are placed on worker processes (`--isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    /// As the environment's manifest asks.
+    Auto,
+    /// Many sessions per worker, one worker per core.
+    Shared,
+    /// A worker process of its own for every session (and every stateless request).
+    PerSession,
+}
+
 /// How to serve one environment.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -53,6 +64,12 @@ pub struct ServeConfig {
     /// Worker processes for environments that share workers. Default: one per core.
     #[arg(long, env = "ENVTORCH_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Session placement: `auto` (the environment's choice), `shared`, or `per-session`
+    /// (one worker process per session, for environments whose sessions must not share a
+    /// process).
+    #[arg(long, env = "ENVTORCH_ISOLATION", value_enum, default_value = "auto")]
+    pub isolation: IsolationArg,
 
     /// Seconds a worker may take to answer one request before it is considered hung,
     /// killed and restarted (its sessions fail). A step's own `timeout_s` may extend it.
@@ -93,6 +110,7 @@ impl ServeConfig {
             max_concurrent_envs: None,
             mode: Mode::Simulation,
             workers: None,
+            isolation: IsolationArg::Auto,
             worker_timeout: 60.0,
             session_idle_timeout: 0.0,
             ws_ping_interval: 20.0,

@@ -72,7 +72,15 @@ impl Server {
             request_timeout: ServeConfig::seconds(config.worker_timeout)
                 .unwrap_or(Duration::from_secs(60)),
         };
-        let pool = WorkerPool::start(spec, config.workers, shutdown.child_token()).await?;
+        let isolation = match config.isolation {
+            config::IsolationArg::Auto => None,
+            config::IsolationArg::Shared => Some(envtorch_worker_protocol::Isolation::Shared),
+            config::IsolationArg::PerSession => {
+                Some(envtorch_worker_protocol::Isolation::PerSession)
+            }
+        };
+        let pool =
+            WorkerPool::start(spec, config.workers, isolation, shutdown.child_token()).await?;
         let manifest = pool.manifest().clone();
         let max = config
             .max_concurrent_envs

@@ -196,3 +196,39 @@ async fn failing_factory_is_a_factory_error() {
         "health does not touch the environment"
     );
 }
+
+#[tokio::test]
+async fn per_session_isolation_confines_a_crash_to_its_session() {
+    let mut c = config();
+    c.isolation = envtorch_server::config::IsolationArg::PerSession;
+    let server = TestServer::start(c).await;
+    let mut a = server.ws().await;
+    let mut b = server.ws().await;
+    let pid_a = a.json_call(r#"{"type":"reset"}"#).await["data"]["observation"]["pid"]
+        .as_u64()
+        .unwrap();
+    let pid_b = b.json_call(r#"{"type":"reset"}"#).await["data"]["observation"]["pid"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(pid_a, pid_b, "each session has a worker process of its own");
+    a.send(r#"{"type":"step","data":{"fault":"exit"}}"#).await;
+    let frame = a.recv().await;
+    assert_session_lost(frame, &mut a).await;
+    let reply = b.call(r#"{"type":"step","data":{"fault":"none"}}"#).await;
+    assert!(
+        reply.contains(&format!(r#""pid":{pid_b}"#)),
+        "the other session is untouched: {reply}"
+    );
+    b.close().await;
+    assert!(eventually(5, || server.state.sessions.active() == 0).await);
+    assert!(
+        eventually(5, || !std::path::Path::new(&format!(
+            "/proc/{pid_b}/cmdline"
+        ))
+        .exists()
+            || std::fs::read_to_string(format!("/proc/{pid_b}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .await,
+        "a closed session's worker exits"
+    );
+}

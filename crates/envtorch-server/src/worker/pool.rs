@@ -67,15 +67,17 @@ impl Drop for Lease {
 
 impl WorkerPool {
     /// Starts the first worker (its handshake describes the environment), then the rest.
-    /// `workers` overrides the number of shared workers (default: one per core).
+    /// `workers` overrides the number of shared workers (default: one per core);
+    /// `isolation` overrides the environment's placement.
     pub async fn start(
         spec: WorkerSpec,
         workers: Option<usize>,
+        isolation: Option<Isolation>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, SpawnError> {
         let first = Worker::spawn(&spec).await?;
         let manifest = first.manifest().clone();
-        let placement = match manifest.capabilities.isolation {
+        let placement = match isolation.unwrap_or(manifest.capabilities.isolation) {
             Isolation::PerSession => Placement::PerSession,
             Isolation::Shared => {
                 let cores = std::thread::available_parallelism().map_or(1, usize::from);

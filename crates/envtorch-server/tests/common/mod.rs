@@ -175,6 +175,12 @@ impl Ws {
         serde_json::from_str(&self.text().await).expect("json frame")
     }
 
+    /// Sends `text` and returns the reply as JSON.
+    pub async fn json_call(&mut self, text: &str) -> serde_json::Value {
+        self.send(text).await;
+        self.json().await
+    }
+
     /// Sends `text` and returns the reply.
     pub async fn call(&mut self, text: &str) -> String {
         self.send(text).await;
