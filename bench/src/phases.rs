@@ -435,6 +435,24 @@ pub(crate) async fn run(mut cli: Cli) -> anyhow::Result<()> {
             settings.kinds.clone()
         };
         diag_scenarios.extend(throughput(&settings, &spec, &health_kinds, &health, "diag").await);
+        // Placement: the same sequential /ws load with the generator and the server (all its
+        // processes) on one CPU, so no step needs a cross-CPU wake-up.
+        match sys::pin_to_one_cpu() {
+            Ok((saved, cpu)) => {
+                let pinned = vec![Plan {
+                    id: "ws_seq_one_cpu".into(),
+                    title: format!("/ws sequential, 1 session, all processes on CPU {cpu}"),
+                    unit: "steps/s",
+                    load: Load::Ws,
+                    clients: 1,
+                }];
+                diag_scenarios.extend(
+                    throughput(&settings, &spec, &health_kinds, &pinned, "diag-pinned").await,
+                );
+                sys::unpin(saved);
+            }
+            Err(e) => log(&format!("cannot pin to one CPU: {e:#}")),
+        }
         // One worker process instead of one per core.
         let one = Spec {
             workers: Some(1),

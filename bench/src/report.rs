@@ -419,16 +419,21 @@ impl Document {
         if !self.diag_scenarios.is_empty() || !self.diagnostics.is_null() {
             let _ = writeln!(md, "## envtorch diagnostics\n");
             for s in &self.diag_scenarios {
-                if let Some(a) = &s.envtorch {
-                    let _ = writeln!(
-                        md,
-                        "- {}: {} {}, p50 {} ms, p99 {} ms",
-                        s.title,
-                        spread_big(a.rate),
-                        s.unit,
-                        spread(a.p50_ms, 3),
-                        spread(a.p99_ms, 3)
-                    );
+                for (label, side) in [("envtorch", &s.envtorch), ("reference", &s.reference)] {
+                    if let Some(a) = side {
+                        let _ = writeln!(
+                            md,
+                            "- {}, {label}: {} {}, p50 {} ms, p99 {} ms",
+                            s.title,
+                            spread_big(a.rate),
+                            s.unit,
+                            spread(a.p50_ms, 3),
+                            spread(a.p99_ms, 3)
+                        );
+                    }
+                }
+                if let Some(r) = s.ratio() {
+                    let _ = writeln!(md, "  - envtorch ÷ reference: {r:.1}×");
                 }
             }
             if !self.diagnostics.is_null() {

@@ -176,3 +176,25 @@ pub(crate) fn tree_cpu_ticks(root: u32) -> (u64, u64) {
     let rest = tree.iter().skip(1).filter_map(|&p| cpu_ticks(p)).sum();
     (main, rest)
 }
+
+/// The CPU affinity this thread had before [`pin_to_one_cpu`].
+pub(crate) struct Pinned(rustix::thread::CpuSet);
+
+/// Pins the calling thread (the load generator; processes started from it inherit the
+/// affinity) to its first allowed CPU. Returns the previous affinity.
+pub(crate) fn pin_to_one_cpu() -> anyhow::Result<(Pinned, usize)> {
+    use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let before = sched_getaffinity(None)?;
+    let cpu = (0..CpuSet::MAX_CPU)
+        .find(|&c| before.is_set(c))
+        .ok_or_else(|| anyhow::anyhow!("no CPU in the affinity mask"))?;
+    let mut one = CpuSet::new();
+    one.set(cpu);
+    sched_setaffinity(None, &one)?;
+    Ok((Pinned(before), cpu))
+}
+
+/// Restores the affinity saved by [`pin_to_one_cpu`].
+pub(crate) fn unpin(p: Pinned) {
+    let _ = rustix::thread::sched_setaffinity(None, &p.0);
+}
