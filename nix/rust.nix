@@ -202,6 +202,16 @@ let
         partitionType = "count";
         cargoNextestExtraArgs = "--no-tests=warn -E '${nextestFilter}'";
         nativeBuildInputs = [ python ];
+        # The server's integration tests start the real environment binaries and the
+        # fault-injecting example; `nextest run` alone builds neither.
+        buildPhaseCargoCommand = ''
+          mkdir -p $out
+          cargo nextest --version
+          cargo build --workspace --bins --examples --locked ''${CARGO_PROFILE:+--profile $CARGO_PROFILE}
+        '';
+        # No venvs in the sandbox: the client's tests against the Python reference
+        # servers run in .ci/run instead.
+        env.ENVTORCH_SKIP_REFERENCE = "1";
       }
     );
     rustdoc = craneLib.cargoDoc (
