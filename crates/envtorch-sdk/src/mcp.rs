@@ -90,8 +90,9 @@ impl ToolError {
 
 /// A set of tools. Implemented by the environment (tools usually need its state).
 pub trait ToolProvider {
-    /// The tools, in a stable order.
-    fn list_tools(&self) -> Vec<Tool>;
+    /// The tools, in a stable order. Called on every tool call (to validate arguments), so
+    /// build the list once and return it from a field or a `static`.
+    fn list_tools(&self) -> &[Tool];
 
     /// Runs tool `name`. Arguments were already validated against its `input_schema` by
     /// [`call_tool`].
@@ -108,7 +109,7 @@ pub fn call_tool(
     name: &str,
     arguments: &Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
-    let Some(tool) = provider.list_tools().into_iter().find(|t| t.name == name) else {
+    let Some(tool) = provider.list_tools().iter().find(|t| t.name == name) else {
         return Err(ToolError::new(
             ToolErrorType::ToolNotFound,
             format!("Unknown tool: '{name}'"),
@@ -197,8 +198,9 @@ pub enum McpAction {
     },
 }
 
-fn list_tools_action_schema() -> Value {
-    json!({"additionalProperties":false,"description":"Request list of available tools from the environment.\n\nThis action triggers MCP's tools/list operation and returns\nall available tools with their schemas.","properties":{"metadata":{"additionalProperties":true,"description":"Additional metadata for the action","title":"Metadata","type":"object"},"type":{"const":"list_tools","default":"list_tools","description":"Action type discriminator","title":"Type","type":"string"}},"title":"ListToolsAction","type":"object"})
+fn list_tools_action_schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| json!({"additionalProperties":false,"description":"Request list of available tools from the environment.\n\nThis action triggers MCP's tools/list operation and returns\nall available tools with their schemas.","properties":{"metadata":{"additionalProperties":true,"description":"Additional metadata for the action","title":"Metadata","type":"object"},"type":{"const":"list_tools","default":"list_tools","description":"Action type discriminator","title":"Type","type":"string"}},"title":"ListToolsAction","type":"object"}))
 }
 
 impl Action for McpAction {
@@ -212,9 +214,9 @@ impl Action for McpAction {
         let schema = if is_list {
             list_tools_action_schema()
         } else {
-            schema.clone()
+            schema
         };
-        let issues = crate::validate::validate(&schema, &value);
+        let issues = crate::validate::validate(schema, &value);
         if !issues.is_empty() {
             return Err(issues.into_iter().map(ValidationIssue::with_url).collect());
         }
@@ -259,7 +261,7 @@ pub enum McpObservation {
 /// Runs an MCP action against a provider: the whole step of an MCP environment.
 pub fn step(provider: &mut dyn ToolProvider, action: McpAction) -> McpObservation {
     match action {
-        McpAction::ListTools => McpObservation::ListTools(provider.list_tools()),
+        McpAction::ListTools => McpObservation::ListTools(provider.list_tools().to_vec()),
         McpAction::CallTool {
             tool_name,
             arguments,

@@ -476,7 +476,7 @@ fn dispatch<E: Environment, F>(
         Op::State => to_raw(&env.state()),
         Op::ListTools => {
             let provider = env.tools().ok_or_else(no_mcp)?;
-            to_raw(&mcp::list_tools_result(&provider.list_tools()))
+            to_raw(&mcp::list_tools_result(provider.list_tools()))
         }
         Op::CallTool => {
             let provider = env.tools().ok_or_else(no_mcp)?;

@@ -142,3 +142,31 @@ async fn sigterm_stops_the_binary_within_seconds() {
         "no worker outlives the server"
     );
 }
+
+#[tokio::test]
+async fn the_pool_starts_with_one_worker_and_grows_when_busy() {
+    let mut c = ServeConfig::for_env(echo_env());
+    c.workers = Some(2);
+    let server = TestServer::start(c).await;
+    assert_eq!(
+        server.state.pool.workers().len(),
+        1,
+        "an idle server runs one worker"
+    );
+    let mut a = server.ws().await;
+    assert!(a.call(r#"{"type":"state"}"#).await.contains("state"));
+    let mut b = server.ws().await;
+    assert!(b.call(r#"{"type":"state"}"#).await.contains("state"));
+    assert_eq!(
+        server.state.pool.workers().len(),
+        2,
+        "a second session gets a second worker"
+    );
+    let mut c3 = server.ws().await;
+    assert!(c3.call(r#"{"type":"state"}"#).await.contains("state"));
+    assert_eq!(
+        server.state.pool.workers().len(),
+        2,
+        "never more than --workers"
+    );
+}

@@ -10,6 +10,7 @@
 //! - a fresh instance already has a random `episode_id`.
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use envtorch_sdk::mcp::{
     self, McpAction, McpObservation, Tool, ToolError, ToolOutput, ToolProvider,
@@ -42,28 +43,34 @@ impl EchoEnv {
     }
 }
 
+/// The two tools, built once per worker.
+fn echo_tools() -> Vec<Tool> {
+    vec![
+        Tool {
+            name: "echo_message".into(),
+            description: "Echo back the provided message.".into(),
+            input_schema: message_schema(),
+            output_schema: Some(
+                json!({"properties":{"result":{"type":"string"}},"required":["result"],"type":"object","x-fastmcp-wrap-result":true}),
+            ),
+        },
+        Tool {
+            name: "echo_with_length".into(),
+            description: "Echo back the message with its length.".into(),
+            input_schema: message_schema(),
+            output_schema: Some(json!({"additionalProperties":true,"type":"object"})),
+        },
+    ]
+}
+
 fn message_schema() -> Value {
     json!({"type":"object","additionalProperties":false,"properties":{"message":{"type":"string","description":"The message to echo back"}},"required":["message"]})
 }
 
 impl ToolProvider for EchoEnv {
-    fn list_tools(&self) -> Vec<Tool> {
-        vec![
-            Tool {
-                name: "echo_message".into(),
-                description: "Echo back the provided message.".into(),
-                input_schema: message_schema(),
-                output_schema: Some(
-                    json!({"properties":{"result":{"type":"string"}},"required":["result"],"type":"object","x-fastmcp-wrap-result":true}),
-                ),
-            },
-            Tool {
-                name: "echo_with_length".into(),
-                description: "Echo back the message with its length.".into(),
-                input_schema: message_schema(),
-                output_schema: Some(json!({"additionalProperties":true,"type":"object"})),
-            },
-        ]
+    fn list_tools(&self) -> &[Tool] {
+        static TOOLS: OnceLock<Vec<Tool>> = OnceLock::new();
+        TOOLS.get_or_init(echo_tools)
     }
 
     fn call_tool(

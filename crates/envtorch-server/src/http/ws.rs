@@ -128,10 +128,11 @@ enum Next {
 
 async fn run_session(app: &AppState, socket: &mut WebSocket, session: &Arc<Session>) {
     let ping_every = app.ws.ping_interval;
-    let mut ticker =
-        tokio::time::interval(ping_every.unwrap_or(std::time::Duration::from_secs(3600)));
+    // The first ping is one period from now. (Awaiting an interval's immediate first tick
+    // would delay the first frame by a timer-wheel tick, about 1 ms.)
+    let period = ping_every.unwrap_or(std::time::Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
     let mut ping_outstanding: Option<Instant> = None;
     loop {
         let next = tokio::select! {

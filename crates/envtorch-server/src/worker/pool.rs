@@ -1,9 +1,11 @@
 //! The workers an environment runs on.
 //!
 //! Two placements, chosen by the environment's manifest:
-//! - [`Placement::Shared`]: a fixed number of workers (one per core by default), each hosting
-//!   many sessions; a new session goes to the worker with the fewest. A worker that dies is
-//!   replaced by its slot's supervisor, with backoff, so capacity comes back.
+//! - [`Placement::Shared`]: up to a fixed number of workers (one per core by default), each
+//!   hosting many sessions; work goes to the worker with the fewest sessions and requests in
+//!   flight. The pool starts with one worker and adds one (up to the limit) when the least
+//!   loaded worker is already busy, so an idle server costs one worker process. A worker that
+//!   dies is replaced by its slot's supervisor, with backoff, so capacity comes back.
 //! - [`Placement::PerSession`]: every session (and every stateless request) gets a worker of
 //!   its own, stopped when it ends, for environments that need process isolation.
 
@@ -35,8 +37,9 @@ pub struct WorkerPool {
     spec: WorkerSpec,
     manifest: EnvManifest,
     placement: Placement,
-    slots: Vec<Arc<Slot>>,
-    next_stateless: AtomicUsize,
+    slots: RwLock<Vec<Arc<Slot>>>,
+    /// Held while a worker is being added, so concurrent requests add at most one.
+    growing: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
 }
 
@@ -89,37 +92,17 @@ impl WorkerPool {
                 Placement::Shared(n)
             }
         };
-        let mut slots = Vec::new();
-        if let Placement::Shared(n) = placement {
-            slots.push(Arc::new(Slot {
-                current: RwLock::new(first),
-                sessions: AtomicUsize::new(0),
-            }));
-            for _ in 1..n {
-                let w = Worker::spawn(&spec).await?;
-                slots.push(Arc::new(Slot {
-                    current: RwLock::new(w),
-                    sessions: AtomicUsize::new(0),
-                }));
-            }
-        } else {
-            first.retire();
-        }
         let pool = Arc::new(WorkerPool {
             spec,
             manifest,
             placement,
-            slots,
-            next_stateless: AtomicUsize::new(0),
+            slots: RwLock::new(Vec::new()),
+            growing: tokio::sync::Mutex::new(()),
             shutdown,
         });
-        for (i, slot) in pool.slots.iter().enumerate() {
-            tokio::spawn(supervise(
-                i,
-                Arc::clone(slot),
-                pool.spec.clone(),
-                pool.shutdown.clone(),
-            ));
+        match placement {
+            Placement::Shared(_) => pool.add_slot(first),
+            Placement::PerSession => first.retire(),
         }
         Ok(pool)
     }
@@ -136,10 +119,66 @@ impl WorkerPool {
 
     /// The workers currently serving (shared placement), for tests and diagnostics.
     pub fn workers(&self) -> Vec<Arc<Worker>> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.current.read().ok().map(|w| Arc::clone(&w)))
-            .collect()
+        self.slot_list().iter().map(|s| current(s)).collect()
+    }
+
+    fn slot_list(&self) -> Vec<Arc<Slot>> {
+        match self.slots.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Adds a slot for `worker` and starts its supervisor.
+    fn add_slot(&self, worker: Arc<Worker>) {
+        let slot = Arc::new(Slot {
+            current: RwLock::new(worker),
+            sessions: AtomicUsize::new(0),
+        });
+        let index = match self.slots.write() {
+            Ok(mut slots) => {
+                slots.push(Arc::clone(&slot));
+                slots.len() - 1
+            }
+            Err(_) => return,
+        };
+        tokio::spawn(supervise(
+            index,
+            slot,
+            self.spec.clone(),
+            self.shutdown.clone(),
+        ));
+    }
+
+    /// The least loaded slot, after adding a worker if that one is busy and the limit allows.
+    async fn least_loaded(&self, limit: usize) -> Result<Arc<Slot>, SpawnError> {
+        let pick = |slots: &[Arc<Slot>]| {
+            slots
+                .iter()
+                .min_by_key(|s| s.sessions.load(Ordering::Relaxed))
+                .cloned()
+        };
+        let slots = self.slot_list();
+        let busy = pick(&slots).is_none_or(|s| s.sessions.load(Ordering::Relaxed) > 0);
+        if busy && slots.len() < limit {
+            let _growing = self.growing.lock().await;
+            let slots = self.slot_list();
+            let still_busy = pick(&slots).is_none_or(|s| s.sessions.load(Ordering::Relaxed) > 0);
+            if still_busy && slots.len() < limit {
+                match Worker::spawn(&self.spec).await {
+                    Ok(worker) => {
+                        tracing::debug!(worker = worker.serial, "worker added");
+                        self.add_slot(worker);
+                    }
+                    // Serve with the workers there are; the next busy moment tries again.
+                    Err(e) => tracing::warn!(error = %e, "cannot add a worker"),
+                }
+            }
+        }
+        pick(&self.slot_list()).ok_or_else(|| SpawnError::Handshake {
+            program: self.spec.program.display().to_string(),
+            reason: "no workers".into(),
+        })
     }
 
     /// A worker for a new session.
@@ -149,20 +188,12 @@ impl WorkerPool {
                 worker: Worker::spawn(&self.spec).await?,
                 slot: None,
             }),
-            Placement::Shared(_) => {
-                let slot = self
-                    .slots
-                    .iter()
-                    .min_by_key(|s| s.sessions.load(Ordering::Relaxed))
-                    .ok_or_else(|| SpawnError::Handshake {
-                        program: self.spec.program.display().to_string(),
-                        reason: "no workers".into(),
-                    })?;
+            Placement::Shared(limit) => {
+                let slot = self.least_loaded(limit).await?;
                 slot.sessions.fetch_add(1, Ordering::Relaxed);
-                let worker = current(slot);
                 Ok(Lease {
-                    worker,
-                    slot: Some(Arc::clone(slot)),
+                    worker: current(&slot),
+                    slot: Some(slot),
                 })
             }
         }
@@ -171,18 +202,8 @@ impl WorkerPool {
     /// A worker for one stateless request (HTTP reset/step/state, stateless MCP). With
     /// per-session placement this is a fresh worker, stopped when the lease drops.
     pub async fn for_request(&self) -> Result<Lease, SpawnError> {
-        match self.placement {
-            Placement::PerSession => self.lease().await,
-            Placement::Shared(n) => {
-                let i = self.next_stateless.fetch_add(1, Ordering::Relaxed) % n.max(1);
-                let slot = &self.slots[i.min(self.slots.len().saturating_sub(1))];
-                slot.sessions.fetch_add(1, Ordering::Relaxed);
-                Ok(Lease {
-                    worker: current(slot),
-                    slot: Some(Arc::clone(slot)),
-                })
-            }
-        }
+        // The same placement as a session: the lease counts as load while the request runs.
+        self.lease().await
     }
 
     /// Stops every worker (shutdown).
