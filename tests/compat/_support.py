@@ -208,6 +208,57 @@ def _wait_healthy(server: RunningServer) -> bool:
     )
 
 
+def env_binary(var: str, default: str) -> Path:
+    """An envtorch binary from `$var` (default `default`, relative to the repository)."""
+    path = Path(os.environ.get(var, default))
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        pytest.fail(f"{path} does not exist: build it with cargo build --workspace --bins")
+    return path
+
+
+@contextlib.contextmanager
+def run_envtorch_env(
+    log_dir: Path,
+    env_bin: Path,
+    max_sessions: int,
+    drop_env: tuple[str, ...] = (),
+    **extra_env: str,
+) -> Iterator[RunningServer]:
+    """Serve another envtorch environment (`env_bin`) with `$ENVTORCH_SERVER_BIN` on a free
+    127.0.0.1 port, wait for /health, always stop it. `extra_env` goes to the server's
+    environment (workers inherit it); `drop_env` names variables to remove first. Raises
+    RuntimeError with the server's log when it cannot start."""
+    server_bin = env_binary("ENVTORCH_SERVER_BIN", "target/debug/envtorch-server")
+    env = dict(os.environ)
+    for var in ("MAX_CONCURRENT_ENVS", "OPENENV_MODE", *drop_env):
+        env.pop(var, None)
+    last_error = ""
+    # The port is free when chosen but could be taken before the server binds it: retry.
+    for _attempt in range(3):
+        port = _free_port()
+        log_path = log_dir / f"{env_bin.name}-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [str(server_bin), "--env", str(env_bin)],
+                cwd=REPO_ROOT,
+                env={**env, **extra_env, "HOST": "127.0.0.1", "PORT": str(port)},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = RunningServer(port=port, max_sessions=max_sessions, log_path=log_path, process=process)
+        try:
+            if _wait_healthy(server):
+                yield server
+                return
+            last_error = f"exited with {process.returncode}:\n{server.log_tail()}"
+        finally:
+            _stop(process)
+    raise RuntimeError(f"{env_bin.name} server did not start: {last_error}")
+
+
 # --------------------------------------------------------------------------------------
 # Raw WebSocket helpers
 # --------------------------------------------------------------------------------------

@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,95 +31,24 @@ pytestmark = pytest.mark.skipif(
 )
 
 GOLDEN_DIR = REPO_ROOT / "crates" / "envs" / "game-2048" / "tests" / "golden"
-STARTUP_TIMEOUT_S = 90.0
 DIRECTIONS = ("up", "down", "left", "right")
-
-
-def _binary(var: str, default: str) -> Path:
-    path = Path(os.environ.get(var, default))
-    path = path if path.is_absolute() else REPO_ROOT / path
-    if not path.is_file():
-        pytest.fail(f"{path} does not exist: cargo build -p envtorch-server -p game-2048-env")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (it and its workers), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 @contextlib.contextmanager
 def run_game_server(log_dir: Path, **extra_env: str) -> Iterator[_support.RunningServer]:
     """Start the server with the 2048 env on a free port, wait for /health, always stop it.
     `extra_env` is added to the server's environment (the worker inherits it)."""
-    server_bin = _binary("ENVTORCH_SERVER_BIN", "target/debug/envtorch-server")
-    env_bin = _binary("ENVTORCH_GAME_2048_BIN", "target/debug/game-2048-env")
-    env = dict(os.environ)
-    for var in ("MAX_CONCURRENT_ENVS", "OPENENV_MODE", "GAME_2048_TARGET_TILE"):
-        env.pop(var, None)
-    last_error = ""
-    # The port is free when chosen but could be taken before the server binds it: retry.
-    for _attempt in range(3):
-        port = _free_port()
-        log_path = log_dir / f"server-{port}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [str(server_bin), "--env", str(env_bin)],
-                cwd=REPO_ROOT,
-                env={**env, **extra_env, "HOST": "127.0.0.1", "PORT": str(port)},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = _support.RunningServer(
-            port=port, max_sessions=64, log_path=log_path, process=process
-        )
-        try:
-            if _wait_healthy(server):
-                yield server
-                return
-            last_error = f"exited with {process.returncode}:\n{server.log_tail()}"
-        finally:
-            _stop(process)
-    raise RuntimeError(f"game-2048 server did not start: {last_error}")
+    env_bin = _support.env_binary("ENVTORCH_GAME_2048_BIN", "target/debug/game-2048-env")
+    with _support.run_envtorch_env(
+        log_dir, env_bin, max_sessions=64, drop_env=("GAME_2048_TARGET_TILE",), **extra_env
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_support.RunningServer]:
     with run_game_server(tmp_path_factory.mktemp("game-2048-server")) as server:
         yield server
-
-
-def _wait_healthy(server: _support.RunningServer) -> bool:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            return False
-        try:
-            response = httpx.get(f"{server.base_url}/health", timeout=2)
-            if response.status_code == 200:
-                assert response.json() == {"status": "healthy"}
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"not healthy after {STARTUP_TIMEOUT_S}s:\n{server.log_tail()}")
 
 
 @contextlib.contextmanager

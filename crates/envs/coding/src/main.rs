@@ -323,8 +323,38 @@ fn state_schema() -> serde_json::Value {
     serde_json::json!({"additionalProperties":true,"description":"Base class for environment state.\n\nRepresents internal environment state, separate from observations.","properties":{"episode_id":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"description":"Unique identifier for the current episode","title":"Episode Id"},"step_count":{"default":0,"description":"Number of steps taken in the current episode","minimum":0,"title":"Step Count","type":"integer"}},"title":"State","type":"object"})
 }
 
-fn build_config(settings: &Settings) -> Result<SessionConfig, coding_env::EngineError> {
+/// The interpreter to run code with. Started as root (development only), the sandbox drops to
+/// an unprivileged uid, which cannot reach an interpreter under a private home such as
+/// `/root/.pyenv`; then the system's `/usr/bin/python3` is used instead, if there is one.
+fn python_runtime(settings: &Settings) -> Result<PythonRuntime, coding_env::EngineError> {
     let python = PythonRuntime::probe(&settings.python)?;
+    let system = std::path::Path::new("/usr/bin/python3");
+    if rustix::process::geteuid().is_root()
+        && !reachable_by_others(&python.executable)
+        && system.exists()
+    {
+        tracing::info!(
+            unreachable = %python.executable.display(),
+            "running as root: the sandbox's uid cannot execute this interpreter; using /usr/bin/python3"
+        );
+        return PythonRuntime::probe(system);
+    }
+    Ok(python)
+}
+
+/// Whether every directory above `path` is searchable, and `path` executable, by others.
+fn reachable_by_others(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o001 != 0);
+    executable
+        && path
+            .ancestors()
+            .skip(1)
+            .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+fn build_config(settings: &Settings) -> Result<SessionConfig, coding_env::EngineError> {
+    let python = python_runtime(settings)?;
     let launcher = std::env::current_exe().map_err(|e| coding_env::EngineError::Spawn {
         detail: format!("cannot find own executable: {e}"),
     })?;
