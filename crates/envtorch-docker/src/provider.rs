@@ -343,15 +343,7 @@ impl Container {
         let stopped = self.stop().await;
         let removed = self
             .docker
-            .remove_container(
-                &self.id,
-                Some(
-                    RemoveContainerOptionsBuilder::default()
-                        .force(true)
-                        .v(true)
-                        .build(),
-                ),
-            )
+            .remove_container(&self.id, Some(force_remove()))
             .await;
         match removed {
             Ok(())
@@ -469,19 +461,19 @@ impl Drop for Container {
     }
 }
 
+/// Options of `docker rm -f -v`: kill if running, and remove anonymous volumes too.
+fn force_remove() -> bollard::query_parameters::RemoveContainerOptions {
+    RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build()
+}
+
 /// `docker rm -f` (kills with SIGKILL): used where waiting for a graceful stop is not worth it.
 async fn remove_forcibly(docker: &Docker, id: &str) {
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        docker.remove_container(
-            id,
-            Some(
-                RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .v(true)
-                    .build(),
-            ),
-        ),
+        docker.remove_container(id, Some(force_remove())),
     )
     .await;
     match result {
